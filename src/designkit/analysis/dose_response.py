@@ -1,0 +1,218 @@
+"""Dose-response GLMs: how an item's outcome changes with the number of insertions.
+
+Two models per experiment and outcome, both fit on item-level rows:
+
+- `log1p_dose`: outcome ~ log(1 + dose). Doses are spaced geometrically in the paper's
+  designs (0, 1, 4, 16, ...), so one slope per e-fold of dose summarizes the curve.
+- `dose_categorical`: outcome ~ C(dose) with treatment coding against the lowest dose
+  (dose 0, the control arm), one free mean per dose; no shape assumed.
+
+Binary outcomes use a Binomial GLM (logit link), continuous ones a Gaussian GLM (identity
+link). When several checkpoints are pooled, each item appears once per step, so the model
+adds step fixed effects (reference: the last step) and the standard errors are
+cluster-robust by item. The same cluster-robust covariance is used for a single step: with
+one row per item it reduces to a heteroscedasticity-robust (HC1-type) covariance, which
+protects the Gaussian model against treated arms being more variable than the control.
+
+The placebo arm of a placebo experiment enters with its nominal dose, so the fitted slope
+is the placebo's (expected null) dose-response.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy.special import expit
+from statsmodels.genmod import families as glm_families
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.analysis.tidy import to_frame
+
+SLOPE_MODEL = "log1p_dose"
+CATEGORICAL_MODEL = "dose_categorical"
+MODELS: tuple[str, ...] = (SLOPE_MODEL, CATEGORICAL_MODEL)
+SLOPE_TERM = "log1p(dose)"
+INTERCEPT_TERM = "Intercept"
+
+
+@dataclass(frozen=True)
+class DoseTerm:
+    """One coefficient of a dose-response GLM, on the link scale."""
+
+    experiment: str
+    outcome: str
+    model: str
+    """`log1p_dose` or `dose_categorical`."""
+    term: str
+    """`Intercept`, `log1p(dose)`, or `dose=K` (dose K vs the reference dose)."""
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p: float
+    n_obs: int
+    n_clusters: int
+    """Distinct items; the clusters of the robust covariance."""
+    n_steps: int
+    glm_family: str
+    """`binomial` (logit link, log-odds scale) or `gaussian` (identity link)."""
+    cov_type: str
+    alpha: float
+    note: str = ""
+
+
+def fit_dose_response(
+    frame: pd.DataFrame,
+    outcome_type: str,
+    *,
+    experiment: str = "",
+    outcome: str = "",
+    steps: Sequence[int] | None = None,
+    alpha: float = 0.05,
+    models: Sequence[str] = MODELS,
+) -> pd.DataFrame:
+    """Fit the dose-response GLMs of one experiment's outcome; one row per `DoseTerm`.
+
+    `frame` has one row per item and step with columns `dose, item_index, step, value`
+    (the long outcome frame restricted to one experiment and outcome). `steps=None` uses
+    the last step only; pass several steps to pool checkpoints. Step fixed-effect terms are
+    not returned. With perfect separation (e.g. every treated item correct, every control
+    item wrong) the Wald statistics are meaningless, so se, CI and p are NaN and `note`
+    says so.
+    """
+    if outcome_type not in ("binary", "continuous"):
+        raise ValueError(f"expected outcome_type 'binary' or 'continuous', got {outcome_type!r}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"expected models from {MODELS}, got {unknown}")
+    data = _model_frame(frame, steps)
+    if outcome_type == "binary" and not data["y"].isin((0.0, 1.0)).all():
+        raise ValueError("expected binary outcome values in {0, 1}")
+    glm_family = "binomial" if outcome_type == "binary" else "gaussian"
+    labels = dict(experiment=experiment, outcome=outcome, n_obs=len(data),
+                  n_clusters=int(data["item"].nunique()), n_steps=int(data["step"].nunique()),
+                  glm_family=glm_family, cov_type="cluster", alpha=alpha)
+    terms: list[DoseTerm] = []
+    for model in models:
+        if data["dose"].nunique() < 2:
+            terms.append(DoseTerm(model=model, term=SLOPE_TERM if model == SLOPE_MODEL else "dose",
+                                  **_nan_stats(), **labels, note="fewer than 2 distinct doses"))
+            continue
+        terms.extend(_fit_one(data, model, labels))
+    return to_frame(terms, DoseTerm)
+
+
+def dose_response_table(
+    frame: pd.DataFrame,
+    experiments: Sequence[ExperimentSpec],
+    *,
+    steps: Sequence[int] | None = None,
+    alpha: float = 0.05,
+    models: Sequence[str] = MODELS,
+) -> pd.DataFrame:
+    """`fit_dose_response` for every experiment and outcome with at least 2 scored doses."""
+    parts = []
+    for spec in experiments:
+        rows = frame[frame["experiment"] == spec.name]
+        if rows["dose"].nunique() < 2:
+            continue
+        for outcome in spec.outcomes:
+            of_outcome = rows[rows["outcome"] == outcome.name]
+            if of_outcome.empty:
+                continue
+            parts.append(fit_dose_response(of_outcome, outcome.type, experiment=spec.name,
+                                           outcome=outcome.name, steps=steps, alpha=alpha,
+                                           models=models))
+    return pd.concat(parts, ignore_index=True) if parts else to_frame([], DoseTerm)
+
+
+def predicted_curve(intercept: float, slope: float, doses: np.ndarray, glm_family: str) -> np.ndarray:
+    """Mean outcome the `log1p_dose` model predicts at `doses` (at the reference step).
+
+    Binomial: expit(intercept + slope * log1p(dose)), a rate; gaussian: the linear predictor.
+    """
+    eta = intercept + slope * np.log1p(np.asarray(doses, dtype=float))
+    if glm_family == "binomial":
+        return expit(eta)
+    if glm_family == "gaussian":
+        return eta
+    raise ValueError(f"expected glm_family 'binomial' or 'gaussian', got {glm_family!r}")
+
+
+def _model_frame(frame: pd.DataFrame, steps: Sequence[int] | None) -> pd.DataFrame:
+    missing = [c for c in ("dose", "item_index", "step", "value") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"expected columns dose, item_index, step, value; missing {missing}")
+    rows = frame.dropna(subset=["value"])
+    if steps is None:
+        rows = rows[rows["step"] == rows["step"].max()]
+    else:
+        rows = rows[rows["step"].isin(list(steps))]
+    # Fixed column names keep user-chosen names out of the formulas.
+    return pd.DataFrame({
+        "y": rows["value"].to_numpy(float),
+        "dose": rows["dose"].to_numpy(int),
+        "step": rows["step"].to_numpy(int),
+        "item": rows["item_index"].to_numpy(),
+    })
+
+
+def _fit_one(data: pd.DataFrame, model: str, labels: dict) -> list[DoseTerm]:
+    reference_dose = int(data["dose"].min())
+    rhs = ("np.log1p(dose)" if model == SLOPE_MODEL
+           else f"C(dose, Treatment(reference={reference_dose}))")
+    if data["step"].nunique() > 1:
+        rhs += f" + C(step, Treatment(reference={int(data['step'].max())}))"
+    family = glm_families.Binomial() if labels["glm_family"] == "binomial" else glm_families.Gaussian()
+    groups = pd.factorize(data["item"])[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = smf.glm(f"y ~ {rhs}", data, family=family).fit(
+            cov_type="cluster", cov_kwds={"groups": groups}
+        )
+        ci = result.conf_int(alpha=labels["alpha"])
+    note = _fit_problem(caught)
+    terms = []
+    for name in result.params.index:
+        term = _term_name(name)
+        if term is None:
+            continue
+        stats = dict(estimate=float(result.params[name]), se=float(result.bse[name]),
+                     ci_low=float(ci.loc[name, 0]), ci_high=float(ci.loc[name, 1]),
+                     p=float(result.pvalues[name]))
+        if note:
+            stats.update(se=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan)
+        terms.append(DoseTerm(model=model, term=term, **stats, **labels, note=note))
+    return terms
+
+
+def _term_name(name: str) -> str | None:
+    if name == "Intercept":
+        return INTERCEPT_TERM
+    if name == "np.log1p(dose)":
+        return SLOPE_TERM
+    level = re.fullmatch(r"C\(dose, .*\)\[T\.(-?\d+)\]", name)
+    if level:
+        return f"dose={level.group(1)}"
+    return None  # step fixed effects
+
+
+def _fit_problem(caught: list[warnings.WarningMessage]) -> str:
+    for w in caught:
+        if issubclass(w.category, PerfectSeparationWarning):
+            return "perfect separation: coefficients not identified, Wald inference withheld"
+        if issubclass(w.category, ConvergenceWarning):
+            return f"GLM did not converge: {w.message}"
+    return ""
+
+
+def _nan_stats() -> dict[str, float]:
+    return dict(estimate=math.nan, se=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan)

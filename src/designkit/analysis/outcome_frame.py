@@ -1,0 +1,56 @@
+"""Build the long outcome frame every estimator reads from the plan items and run scores.
+
+One row per item, checkpoint and outcome: `experiment, arm, dose, inserted, item_index,
+step, outcome, value`. Items come from `items.parquet`; scores from
+`scores/step-*.parquet` (docs/formats.md), each outcome naming the probe and column that
+hold it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from designkit.analysis.effects import LONG_FRAME_COLUMNS
+from designkit.analysis.experiment_spec import ExperimentSpec
+
+ITEM_COLUMNS = ("item_index", "arm", "dose", "inserted")
+SCORE_COLUMNS = ("item_index", "experiment", "probe", "step")
+
+
+def long_outcome_frame(
+    items: pd.DataFrame, scores: pd.DataFrame, experiments: Sequence[ExperimentSpec]
+) -> pd.DataFrame:
+    """Every declared outcome of every experiment as item-level rows.
+
+    Boolean score columns (e.g. `correct`) become 0/1 values. Items without a score at a
+    step are absent, not NaN.
+    """
+    for name, frame, needed in (("items", items, ITEM_COLUMNS), ("scores", scores, SCORE_COLUMNS)):
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise ValueError(f"expected {name} columns {list(needed)}, missing {missing}")
+    arms = items[list(ITEM_COLUMNS)]
+    parts = []
+    for spec in experiments:
+        for outcome in spec.outcomes:
+            rows = scores[(scores["experiment"] == spec.name) & (scores["probe"] == outcome.probe)]
+            if rows.empty:
+                continue
+            if outcome.column not in rows.columns:
+                raise ValueError(
+                    f"experiment {spec.name!r} outcome {outcome.name!r}: expected column "
+                    f"{outcome.column!r} in scores of probe {outcome.probe!r}"
+                )
+            part = pd.DataFrame({
+                "experiment": spec.name,
+                "item_index": rows["item_index"].to_numpy(),
+                "step": rows["step"].to_numpy(),
+                "outcome": outcome.name,
+                "value": rows[outcome.column].astype(float).to_numpy(),
+            })
+            parts.append(part.merge(arms, on="item_index", how="left", validate="many_to_one"))
+    if not parts:
+        return pd.DataFrame(columns=list(LONG_FRAME_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(LONG_FRAME_COLUMNS)]
