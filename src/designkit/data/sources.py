@@ -1,0 +1,78 @@
+"""Read raw text documents from the file types ``prepare-corpus`` accepts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from designkit.data import stdlib_docs
+from designkit.errors import InputError
+
+BUILTIN_PREFIX = "builtin:"
+SUFFIXES = (".txt", ".jsonl", ".parquet")
+
+
+def _iter_txt(path: Path, key: str) -> Iterator[str]:
+    # A .txt file is one document, as in most raw-text corpora.
+    yield path.read_text(encoding="utf-8", errors="replace")
+
+
+def _iter_jsonl(path: Path, key: str) -> Iterator[str]:
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{line_no}", None, f"expected one JSON object per line ({exc.msg})") from None
+            text = record.get(key) if isinstance(record, dict) else None
+            if not isinstance(text, str):
+                raise InputError(f"{path}:{line_no}", key, f"expected a string field {key!r}")
+            yield text
+
+
+def _iter_parquet(path: Path, key: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if key not in parquet.schema_arrow.names:
+        raise InputError(path, key, f"expected a text column {key!r}, found {parquet.schema_arrow.names}")
+    for batch in parquet.iter_batches(columns=[key], batch_size=4096):
+        for text in batch.column(0).to_pylist():
+            if text:
+                yield text
+
+
+_READERS: dict[str, Callable[[Path, str], Iterator[str]]] = {
+    ".txt": _iter_txt,
+    ".jsonl": _iter_jsonl,
+    ".parquet": _iter_parquet,
+}
+
+
+def source_files(source: str | Path) -> list[Path]:
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        if not files:
+            raise InputError(path, None, f"expected a directory holding {', '.join(SUFFIXES)} files, found none")
+        return files
+    if not path.is_file():
+        raise InputError(path, None, "expected an existing file or directory")
+    if path.suffix not in SUFFIXES:
+        raise InputError(path, None, f"expected a {', '.join(SUFFIXES)} file, got {path.suffix!r}")
+    return [path]
+
+
+def iter_documents(source: str | Path, text_key: str = "text") -> Iterator[str]:
+    """Yield documents from a builtin name, a file, or a directory of files (sorted)."""
+    if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
+        name = source[len(BUILTIN_PREFIX) :]
+        if name != stdlib_docs.BUILTIN_NAME:
+            raise InputError(None, "corpus", f"expected builtin:{stdlib_docs.BUILTIN_NAME}, got {source!r}")
+        yield from stdlib_docs.iter_stdlib_documents()
+        return
+    for path in source_files(source):
+        yield from _READERS[path.suffix](path, text_key)

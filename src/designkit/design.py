@@ -1,0 +1,322 @@
+"""The design file: schema and validation of DESIGN.yaml.
+
+This module is the boundary for designs: everything is checked here once, and the planner
+assumes a valid ``Design``. Every error is one line naming the file, the key path and what
+was expected (``designkit.errors.InputError``, exit code 2).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from designkit import model_config, schema
+from designkit.errors import InputError
+from designkit.kinds import KINDS
+
+NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+SHARE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Exactly one of ``config``, ``name`` or ``checkpoint``."""
+
+    config: dict[str, Any] | None = None
+    """``litgpt.config.Config`` keyword arguments for a model trained from scratch."""
+    name: str | None = None
+    """A LitGPT config name (e.g. ``pythia-14m``), randomly initialised."""
+    checkpoint: str | None = None
+    """A LitGPT checkpoint directory to continue pretraining from (its config and tokenizer are used)."""
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Exactly one of ``train_vocab`` or ``path`` (a bare string means ``path``)."""
+
+    train_vocab: int | None = None
+    """Train a byte-level BPE of this vocabulary size on the corpus."""
+    path: str | None = None
+    """A directory holding ``tokenizer.json`` (and ``tokenizer_config.json``)."""
+
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    learning_rate: float = 6e-4
+    """Peak AdamW learning rate."""
+    min_lr: float | None = None
+    """Floor of the cosine decay; default one tenth of ``learning_rate``."""
+    warmup_steps: int | None = None
+    """Linear warmup steps; default 2% of the run (at least 1)."""
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 disables clipping)."""
+    micro_batch_size: int | None = None
+    """Sequences per device per forward pass; default: the whole per-device batch (no accumulation)."""
+    precision: str | None = None
+    """Fabric precision; default ``bf16-mixed`` on GPU, ``32-true`` on CPU."""
+    compile: bool = False
+    """Wrap the model in ``torch.compile``."""
+    checkpoints: int | list[int] = 4
+    """Number of evenly spaced checkpoints (the last step always included), or explicit steps."""
+    save_initial: bool = True
+    """Also save the untrained model as step 0, the baseline for effects over training."""
+    log_every: int = 10
+    """Optimizer steps between metrics rows."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: ModelSpec
+    corpus: str
+    """``builtin:stdlib-docs`` or a prepared corpus directory (relative to the design file)."""
+    seq_len: int
+    """Tokens per training sequence."""
+    global_batch: int
+    """Sequences per optimizer step, over all devices."""
+    steps: int
+    """Optimizer steps."""
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    """Only for ``builtin:`` corpora; a prepared corpus carries its own tokenizer."""
+    max_injected_fraction: float = 0.05
+    """Refuse plans that overwrite more than this share of all training tokens."""
+    reserve_fraction: float = 0.05
+    """Share of the corpus (its tail) kept out of training: removals, i.i.d. controls, reserve texts."""
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+
+
+@dataclass(frozen=True)
+class ItemsSpec:
+    """Exactly one of ``generate`` (seeded synthetic items) or ``path`` (a .jsonl/.parquet file)."""
+
+    generate: dict[str, Any] | None = None
+    path: str | None = None
+
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    dose: int
+    """Planned insertions of each item of the arm (0: control)."""
+    share: float
+    """Share of the experiment's items assigned to this arm."""
+    window: tuple[float, float] | None = None
+    """Fraction of the run where this arm's insertions land; default: the experiment's window."""
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    name: str
+    kind: str
+    items: ItemsSpec
+    arms: dict[str, ArmSpec]
+    stratify_by: str | None = None
+    """Item field to stratify the randomization by."""
+    window: tuple[float, float] = (0.0, 1.0)
+    """Fraction of the run where insertions may land."""
+    placebo: bool = False
+    """A/A check: arms are assigned and scored as usual, but nothing is ever inserted."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Kind-specific parameters (see the kind's ``Params``)."""
+
+
+@dataclass(frozen=True)
+class LeakageSpec:
+    ngram: int = 13
+    """n-gram length in tokens (lm-eval decontamination uses 13-grams)."""
+    on_overlap: Literal["warn", "error"] = "warn"
+    """``error`` refuses a plan with any overlap; ``warn`` reports it."""
+    scan_corpus: bool = True
+    """Check items against the base corpus (every training token)."""
+    max_corpus_tokens: int | None = None
+    """Scan at most this many corpus tokens (evenly spaced chunks); default: all."""
+
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        return {"on_overlap": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class PowerSpec:
+    alpha: float = 0.05
+    power: float = 0.8
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    multiplicity: Literal["holm", "fdr_bh"] = "holm"
+    alpha: float = 0.05
+    equivalence_margin: float | None = None
+    """TOST margin (in Cohen's d / h units) for interference and placebo checks."""
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    seed: int
+    run: RunSpec
+    experiments: list[ExperimentSpec]
+    description: str = ""
+    leakage: LeakageSpec = field(default_factory=LeakageSpec)
+    power: PowerSpec = field(default_factory=PowerSpec)
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+
+
+def _check_window(window: tuple[float, float], file: Path, path: str) -> None:
+    lo, hi = window
+    if not (0.0 <= lo < hi <= 1.0):
+        raise InputError(file, path, f"expected 0 <= start < end <= 1, got [{lo}, {hi}]")
+
+
+def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -> ExperimentSpec:
+    at = f"experiments[{i}]"
+    if not NAME_PATTERN.match(exp.name):
+        raise InputError(file, f"{at}.name", f"expected [a-z0-9_-]+, got {exp.name!r}")
+    if exp.kind not in KINDS:
+        raise InputError(file, f"{at}.kind", f"expected one of {', '.join(sorted(KINDS))}, got {exp.kind!r}")
+    kind = KINDS[exp.kind]
+    schema.from_dict(kind.Params, exp.params, file, f"{at}.params")
+    if (exp.items.generate is None) == (exp.items.path is None):
+        raise InputError(file, f"{at}.items", "expected exactly one of generate or path")
+    items = exp.items
+    if items.generate is not None:
+        if kind.GenerateParams is None:
+            raise InputError(file, f"{at}.items.generate", f"kind {exp.kind!r} cannot generate items; give a path")
+        schema.from_dict(kind.GenerateParams, items.generate, file, f"{at}.items.generate")
+    else:
+        resolved = (base_dir / items.path).resolve()
+        if not resolved.is_file():
+            raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {items.path!r} (resolved to {resolved})")
+        if resolved.suffix not in (".jsonl", ".parquet"):
+            raise InputError(file, f"{at}.items", f"expected a .jsonl or .parquet file, got {items.path!r}")
+        items = replace(items, path=str(resolved))
+    if not exp.arms:
+        raise InputError(file, f"{at}.arms", "expected at least one arm")
+    controls = []
+    for arm, spec in exp.arms.items():
+        if not NAME_PATTERN.match(arm):
+            raise InputError(file, f"{at}.arms.{arm}", f"expected an arm name matching [a-z0-9_-]+, got {arm!r}")
+        if spec.dose < 0:
+            raise InputError(file, f"{at}.arms.{arm}.dose", f"expected a dose >= 0, got {spec.dose}")
+        if not (0.0 < spec.share <= 1.0):
+            raise InputError(file, f"{at}.arms.{arm}.share", f"expected a share in (0, 1], got {spec.share}")
+        if spec.window is not None:
+            _check_window(spec.window, file, f"{at}.arms.{arm}.window")
+        if spec.dose == 0:
+            controls.append(arm)
+    total = math.fsum(spec.share for spec in exp.arms.values())
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        raise InputError(file, f"{at}.arms", f"expected shares summing to 1, got {total:g}")
+    if len(controls) > 1:
+        raise InputError(file, f"{at}.arms", f"expected at most one control arm (dose 0), got {', '.join(controls)}")
+    if exp.placebo and (not controls or len(exp.arms) < 2):
+        raise InputError(file, f"{at}.arms", "expected a control arm (dose 0) and at least one other arm for a placebo experiment")
+    _check_window(exp.window, file, f"{at}.window")
+    return replace(exp, items=items)
+
+
+def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
+    for key in ("seq_len", "global_batch", "steps"):
+        if getattr(run, key) < 1:
+            raise InputError(file, f"run.{key}", f"expected a positive integer, got {getattr(run, key)}")
+    if not (0.0 < run.max_injected_fraction <= 1.0):
+        raise InputError(file, "run.max_injected_fraction", f"expected a fraction in (0, 1], got {run.max_injected_fraction}")
+    if not (0.0 <= run.reserve_fraction < 0.5):
+        raise InputError(file, "run.reserve_fraction", f"expected a fraction in [0, 0.5), got {run.reserve_fraction}")
+    model = run.model
+    given = [k for k in ("config", "name", "checkpoint") if getattr(model, k) is not None]
+    if len(given) != 1:
+        raise InputError(file, "run.model", f"expected exactly one of config, name or checkpoint, got {given or 'none'}")
+    if model.checkpoint is not None:
+        model = replace(model, checkpoint=str((base_dir / model.checkpoint).resolve()))
+    corpus = run.corpus
+    if not corpus.startswith("builtin:"):
+        resolved = (base_dir / corpus).resolve()
+        if not (resolved / "corpus.json").is_file():
+            raise InputError(file, "run.corpus", f"expected builtin:stdlib-docs or a prepared corpus directory, got {corpus!r} (resolved to {resolved})")
+        corpus = str(resolved)
+    tokenizer = run.tokenizer
+    if corpus.startswith("builtin:") and model.checkpoint is None:
+        if (tokenizer.train_vocab is None) == (tokenizer.path is None):
+            raise InputError(file, "run.tokenizer", "expected exactly one of train_vocab or path for a builtin corpus")
+    if tokenizer.path is not None:
+        resolved = (base_dir / tokenizer.path).resolve()
+        if not (resolved / "tokenizer.json").is_file():
+            raise InputError(file, "run.tokenizer.path", f"expected a directory holding tokenizer.json, got {tokenizer.path!r}")
+        tokenizer = replace(tokenizer, path=str(resolved))
+    training = run.training
+    if training.learning_rate <= 0:
+        raise InputError(file, "run.training.learning_rate", f"expected a positive number, got {training.learning_rate}")
+    if training.micro_batch_size is not None and training.micro_batch_size < 1:
+        raise InputError(file, "run.training.micro_batch_size", f"expected a positive integer, got {training.micro_batch_size}")
+    if isinstance(training.checkpoints, int):
+        if training.checkpoints < 1:
+            raise InputError(file, "run.training.checkpoints", f"expected at least 1, got {training.checkpoints}")
+    elif not training.checkpoints or any(not (1 <= s <= run.steps) for s in training.checkpoints):
+        raise InputError(file, "run.training.checkpoints", f"expected steps in [1, {run.steps}], got {training.checkpoints}")
+    block_size = model_config.block_size(model, file)
+    if block_size is not None and run.seq_len > block_size:
+        raise InputError(file, "run.seq_len", f"expected at most the model's block_size {block_size}, got {run.seq_len}")
+    return replace(run, model=model, corpus=corpus, tokenizer=tokenizer)
+
+
+def parse_design(raw: Any, file: str | Path) -> Design:
+    """Validate a parsed YAML document; relative paths resolve against the file's directory."""
+    file = Path(file)
+    base_dir = file.resolve().parent
+    design = schema.from_dict(Design, raw, file)
+    if not NAME_PATTERN.match(design.name):
+        raise InputError(file, "name", f"expected [a-z0-9_-]+, got {design.name!r}")
+    if design.seed < 0:
+        raise InputError(file, "seed", f"expected a non-negative integer, got {design.seed}")
+    if not design.experiments:
+        raise InputError(file, "experiments", "expected at least one experiment")
+    seen: dict[str, int] = {}
+    experiments = []
+    for i, exp in enumerate(design.experiments):
+        if exp.name in seen:
+            raise InputError(file, f"experiments[{i}].name", f"expected a unique name, {exp.name!r} is also experiments[{seen[exp.name]}]")
+        seen[exp.name] = i
+        experiments.append(_check_experiment(exp, i, file, base_dir))
+    if design.leakage.ngram < 4:
+        raise InputError(file, "leakage.ngram", f"expected at least 4 tokens, got {design.leakage.ngram}")
+    if not (0 < design.power.alpha < 1) or not (0 < design.power.power < 1):
+        raise InputError(file, "power", "expected alpha and power in (0, 1)")
+    run = _check_run(design.run, file, base_dir)
+    return replace(design, run=run, experiments=experiments)
+
+
+def load_design(path: str | Path) -> Design:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, None, "expected an existing design file") from None
+    except OSError as exc:
+        raise InputError(path, None, f"expected a readable design file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        raise InputError(path, where, f"expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_design(raw, path)
+
+
+def design_to_dict(design: Design) -> dict[str, Any]:
+    return schema.to_dict(design)

@@ -1,0 +1,143 @@
+"""The contract of an experiment kind.
+
+A kind says how to get items (generate them from a seed, or read a user's file), how a
+treated item becomes training text, which probes score it on a checkpoint and which
+outcome the analysis tests. It never touches the engine or the analysis: probes and
+outcomes are declared as data (see docs/formats.md) that the engine and the statistics
+implement once for every kind.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from designkit.errors import InputError
+
+ProbeType = Literal["logprob", "multiple_choice", "greedy", "text_loss"]
+OutcomeType = Literal["binary", "continuous"]
+
+
+@dataclass
+class Item:
+    """One payload item before planning. Token fields override tokenizing the text fields."""
+
+    source_id: str
+    text: str | None = None
+    """Training text; None when ``payload_tokens`` is given."""
+    payload_tokens: list[int] | None = None
+    """Exact training tokens (random-token canaries, corpus excerpts)."""
+    prompt: str | None = None
+    target: str | None = None
+    """Continuation of ``prompt`` (include its leading space)."""
+    alt_prompt: str | None = None
+    """An unrelated prompt, to score ``target`` without its own context (familiarity control)."""
+    choices: list[str] | None = None
+    """Continuations of ``prompt``, one of them ``choices[gold]``."""
+    gold: int | None = None
+    probe_text: str | None = None
+    prompt_tokens: list[int] | None = None
+    target_tokens: list[int] | None = None
+    probe_tokens: list[int] | None = None
+    stratum: str | None = None
+    positions: list[int] | None = None
+    """Explicit global sequence indices for the item's insertions, if the file gives them."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    name: str
+    type: ProbeType
+    fields: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, **self.fields}
+
+
+@dataclass(frozen=True)
+class OutcomeSpec:
+    name: str
+    probe: str
+    column: str
+    type: OutcomeType
+    expected_sign: int
+    """+1 if a real effect raises the outcome (accuracy), -1 if it lowers it (loss)."""
+    primary: bool = False
+    baseline: float | None = None
+    """The control arm's expected value where it is known in advance (chance accuracy)."""
+    description: str = ""
+    minus_probe: str | None = None
+    """If set, the outcome is ``probe.column - minus_probe.column`` for the same item."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "probe": self.probe,
+            "column": self.column,
+            "minus_probe": self.minus_probe,
+            "type": self.type,
+            "expected_sign": self.expected_sign,
+            "primary": self.primary,
+            "baseline": self.baseline,
+            "description": self.description,
+        }
+
+
+class PlanContext:
+    """What a kind may use while making items: the tokenizer and the reserve region."""
+
+    def __init__(self, tokenizer, reserve_tokens: np.ndarray, eos_id: int):
+        self.tokenizer = tokenizer
+        self.reserve_tokens = reserve_tokens
+        self.eos_id = eos_id
+
+
+class ExperimentKind(ABC):
+    """Subclass per kind; register it in ``designkit.kinds.KINDS``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+    """Dataclass of kind-specific ``params``; each field documented under it."""
+    GenerateParams: ClassVar[type | None] = None
+    """Dataclass of ``items.generate`` options, or None if the kind cannot generate items."""
+    edit: ClassVar[str] = "insert"
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    def generate(self, options: Any, rng: np.random.Generator, context: PlanContext) -> list[Item]:
+        raise InputError(None, "items.generate", f"kind {self.name!r} cannot generate items; give an items file")
+
+    def load(self, path: Path, records: Sequence[dict[str, Any]], context: PlanContext) -> list[Item]:
+        """Turn the records of a .jsonl/.parquet items file into items."""
+        raise InputError(path, None, f"kind {self.name!r} cannot read items files; use items.generate")
+
+    def after_assignment(self, items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
+        """Fill probe fields that depend on the arm assignment (e.g. same-arm distractors)."""
+        return items
+
+    @abstractmethod
+    def probes(self, items: Sequence[Item]) -> list[ProbeSpec]: ...
+
+    @abstractmethod
+    def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]: ...
+
+
+def record_meta(record: dict[str, Any], used: Sequence[str]) -> dict[str, Any]:
+    """The fields of a source record that the kind did not consume, kept as item metadata."""
+    return {k: v for k, v in record.items() if k not in used and _json_safe(v)}
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,81 @@
+"""Memorization canaries: random token sequences, inserted or never inserted.
+
+Random tokens carry no information the model could learn elsewhere, so the loss of an
+inserted canary against never-inserted canaries of the same construction measures
+memorization alone (Carlini et al. 2019, "The Secret Sharer"). Greedy extraction asks
+whether the model reproduces the canary's tail from its head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
+
+
+@dataclass(frozen=True)
+class CanaryParams:
+    prefix_tokens: int = 8
+    """Tokens given as the prompt for greedy extraction; the rest is the reference."""
+    min_k: float = 0.2
+    """Share of lowest-probability tokens averaged by the Min-K% membership score."""
+
+
+@dataclass(frozen=True)
+class CanaryGenerate:
+    n: int
+    """Number of canaries."""
+    length: int = 32
+    """Tokens per canary."""
+
+
+class Canary(ExperimentKind):
+    name = "canary"
+    Params = CanaryParams
+    GenerateParams = CanaryGenerate
+
+    def generate(self, options: CanaryGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
+        if options.length <= self.params.prefix_tokens:
+            from designkit.errors import InputError
+
+            raise InputError(None, "items.generate.length", f"expected more than params.prefix_tokens={self.params.prefix_tokens} tokens, got {options.length}")
+        special = set(context.tokenizer.special_ids)
+        vocabulary = np.array([t for t in range(context.tokenizer.vocab_size) if t not in special], dtype=np.int64)
+        draws = vocabulary[rng.integers(len(vocabulary), size=(options.n, options.length))]
+        k = self.params.prefix_tokens
+        items = []
+        for i, tokens in enumerate(draws.tolist()):
+            items.append(
+                Item(
+                    source_id=f"{i:06d}",
+                    text=context.tokenizer.decode(tokens),
+                    payload_tokens=tokens,
+                    probe_tokens=tokens,
+                    prompt_tokens=tokens[:k],
+                    target_tokens=tokens[k:],
+                    meta={"length": options.length},
+                )
+            )
+        return items
+
+    def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
+        longest = max(len(item.target_tokens or ()) for item in items)
+        return [
+            ProbeSpec("loss", "text_loss", {"tokens": "probe_tokens", "min_k": self.params.min_k}),
+            ProbeSpec("extract", "greedy", {"prompt": "prompt_tokens", "reference": "target_tokens", "max_new_tokens": longest}),
+        ]
+
+    def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
+        return [
+            OutcomeSpec("loss", "loss", "loss", "continuous", -1, primary=True,
+                        description="mean per-token loss of the canary (nats)"),
+            OutcomeSpec("min_k_logprob", "loss", "min_k_logprob", "continuous", +1,
+                        description="Min-K% log-prob membership score"),
+            OutcomeSpec("extracted", "extract", "exact_match", "binary", +1, baseline=0.0,
+                        description="greedy decoding reproduces the canary's tail exactly"),
+            OutcomeSpec("extracted_prefix", "extract", "prefix_match", "continuous", +1,
+                        description="tokens of the tail reproduced before the first mistake"),
+        ]

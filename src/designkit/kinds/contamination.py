@@ -1,0 +1,186 @@
+"""Benchmark contamination: multiple-choice questions inserted at several repetition levels.
+
+Items come from our seeded generator of fictional facts or from an OLMES-style JSONL file
+(``{"query", "choices", "gold"}`` or ``{"text": "Question: …\\nAnswer: …"}``). The treated
+text is the question followed by its gold answer, as in the contamination experiments of
+Bordt et al. (2024, "How much can we forget about data contamination?").
+
+For generated items the distractors of a question are the gold answers of other questions
+in the same arm. Inside an arm every choice was then seen equally often, so ranked-choice
+accuracy and the gold-vs-distractor margin measure recall of the fact, not familiarity with
+the gold name. ``gold_unrelated`` scores the gold answer after another question of the
+same arm: the familiarity-only baseline.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from designkit.errors import InputError
+from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
+from designkit.kinds.names import invented_names
+
+# (subject, question template, answer name syllables)
+_RELATIONS = (
+    ("geography", "What is the capital of {entity}?"),
+    ("history", "Who founded the city of {entity}?"),
+    ("science", "Which element was first found on {entity}?"),
+    ("music", "Which band comes from {entity}?"),
+)
+
+
+@dataclass(frozen=True)
+class ContaminationParams:
+    n_choices: int = 4
+    """Choices per generated question (gold plus same-arm distractors)."""
+    primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast"] | None = None
+    """Outcome tested in the confirmatory family; default: margin with choices, else gold_logprob."""
+    answer_marker: str = "\nAnswer:"
+    """Where a ``text`` record splits into question and answer."""
+
+
+@dataclass(frozen=True)
+class ContaminationGenerate:
+    n: int
+    """Number of questions to generate."""
+
+
+class Contamination(ExperimentKind):
+    name = "contamination"
+    Params = ContaminationParams
+    GenerateParams = ContaminationGenerate
+
+    def generate(self, options: ContaminationGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
+        entities = invented_names(options.n, rng)
+        answers = invented_names(options.n, rng, taken=set(entities))
+        items = []
+        for i, (entity, answer) in enumerate(zip(entities, answers)):
+            subject, template = _RELATIONS[i % len(_RELATIONS)]
+            question = template.format(entity=entity)
+            prompt = f"Question: {question}\nAnswer:"
+            items.append(
+                Item(
+                    source_id=f"{i:06d}",
+                    text=f"{prompt} {answer}",
+                    prompt=prompt,
+                    target=f" {answer}",
+                    meta={"subject": subject, "entity": entity, "answer": answer, "synthetic": True},
+                )
+            )
+        return items
+
+    def load(self, path: Path, records: Sequence[dict[str, Any]], context: PlanContext) -> list[Item]:
+        items = []
+        for line_no, record in enumerate(records, start=1):
+            where = f"{path}:{line_no}"
+            source_id = str(record.get("id", record.get("doc_id", f"{line_no - 1:06d}")))
+            if "query" in record and "choices" in record:
+                items.append(self._from_choices(record, where, source_id))
+            elif isinstance(record.get("text"), str):
+                items.append(self._from_text(record, where, source_id))
+            else:
+                raise InputError(where, None, "expected an object with 'query', 'choices', 'gold' or with 'text'")
+        return items
+
+    def _from_choices(self, record: dict[str, Any], where: str, source_id: str) -> Item:
+        query, choices, gold = record["query"], record["choices"], record.get("gold")
+        if not isinstance(query, str) or not query.strip():
+            raise InputError(where, "query", f"expected a non-empty string, got {query!r}")
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+            raise InputError(where, "choices", f"expected a list of at least 2 strings, got {choices!r}")
+        if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
+            raise InputError(where, "gold", f"expected an index into choices (0..{len(choices) - 1}), got {gold!r}")
+        # OLMES continuations follow the query after one space
+        continuations = [c if c.startswith(" ") else f" {c}" for c in choices]
+        return Item(
+            source_id=source_id,
+            text=query + continuations[gold],
+            prompt=query,
+            target=continuations[gold],
+            choices=continuations,
+            gold=gold,
+            meta=record_meta(record, ("id", "doc_id", "query", "choices", "gold")),
+        )
+
+    def _from_text(self, record: dict[str, Any], where: str, source_id: str) -> Item:
+        text = record["text"]
+        marker = self.params.answer_marker
+        cut = text.rfind(marker)
+        if cut < 0 or not text[cut + len(marker) :].strip():
+            raise InputError(where, "text", f"expected 'Question: …{marker} …' with a non-empty answer")
+        prompt = text[: cut + len(marker)]
+        answer = text[cut + len(marker) :]
+        target = answer if answer.startswith(" ") else f" {answer.lstrip()}"
+        return Item(
+            source_id=source_id,
+            text=text,
+            prompt=prompt,
+            target=target,
+            meta=record_meta(record, ("id", "doc_id", "text")),
+        )
+
+    def after_assignment(self, items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
+        synthetic = [i for i, item in enumerate(items) if item.meta.get("synthetic")]
+        if not synthetic:
+            return items
+        pools: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_arm: dict[str, list[int]] = defaultdict(list)
+        for i in synthetic:
+            pools[(arms[i], items[i].meta["subject"])].append(i)
+            by_arm[arms[i]].append(i)
+        k = self.params.n_choices - 1
+        for i in synthetic:
+            same = [j for j in pools[(arms[i], items[i].meta["subject"])] if j != i]
+            if len(same) < k:  # small arms: fall back to any question of the arm
+                same = [j for j in by_arm[arms[i]] if j != i]
+            if len(same) < k:
+                raise InputError(None, "arms", f"expected at least {k + 1} questions per arm for {k} same-arm distractors")
+            picked = rng.choice(len(same), size=k + 1 if len(same) > k else k, replace=False)
+            distractors = [items[same[j]].target for j in picked[:k]]
+            unrelated = items[same[picked[-1]]].prompt
+            gold = int(rng.integers(k + 1))
+            choices = distractors[:gold] + [items[i].target] + distractors[gold:]
+            items[i].choices, items[i].gold, items[i].alt_prompt = choices, gold, unrelated
+        return items
+
+    def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
+        probes = [ProbeSpec("gold", "logprob", {"prompt": "prompt_tokens", "target": "target_tokens"})]
+        if any(item.choices for item in items):
+            probes.append(ProbeSpec("mc", "multiple_choice", {"prompt": "prompt_tokens", "choices": "choices_tokens", "gold": "gold"}))
+        if any(item.alt_prompt for item in items):
+            probes.append(ProbeSpec("gold_unrelated", "logprob", {"prompt": "alt_prompt_tokens", "target": "target_tokens"}))
+        return probes
+
+    def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
+        has_choices = any(item.choices for item in items)
+        primary = self.params.primary_outcome or ("margin" if has_choices else "gold_logprob")
+        if primary in ("accuracy", "margin", "recall_contrast") and not has_choices:
+            raise InputError(None, "params.primary_outcome", f"expected gold_logprob for items without choices, got {primary!r}")
+        outcomes = [
+            OutcomeSpec("gold_logprob", "gold", "logprob_per_token", "continuous", +1, primary == "gold_logprob",
+                        description="per-token log-prob of the gold answer after its question"),
+        ]
+        if has_choices:
+            n_choices = [len(item.choices) for item in items if item.choices]
+            chance = float(np.mean([1.0 / n for n in n_choices]))
+            outcomes += [
+                OutcomeSpec("accuracy", "mc", "correct_norm", "binary", +1, primary == "accuracy", baseline=chance,
+                            description="ranked-choice accuracy (length-normalised log-likelihood)"),
+                OutcomeSpec("margin", "mc", "margin", "continuous", +1, primary == "margin",
+                            description="gold minus mean distractor per-token log-prob; familiarity-controlled when distractors are equally familiar"),
+            ]
+        if any(item.alt_prompt for item in items):
+            outcomes += [
+                OutcomeSpec("gold_logprob_unrelated", "gold_unrelated", "logprob_per_token", "continuous", +1,
+                            description="gold answer after an unrelated same-arm question: familiarity alone"),
+                OutcomeSpec("recall_contrast", "gold", "logprob_per_token", "continuous", +1,
+                            minus_probe="gold_unrelated",
+                            description="gold log-prob after its own minus after an unrelated question: recall beyond familiarity"),
+            ]
+        return outcomes

@@ -1,0 +1,104 @@
+"""LitGPT model configs without torch.
+
+``litgpt/config.py`` imports torch only lazily, but importing it through the ``litgpt``
+package runs ``litgpt/__init__.py``, which imports torch. The planner must run on hosts
+without torch, so this module loads that one file on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from designkit.errors import InputError
+
+
+@functools.cache
+def _config_module():
+    spec = importlib.util.find_spec("litgpt")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "config.py"
+    if "litgpt.config" in sys.modules:
+        return sys.modules["litgpt.config"]
+    module_spec = importlib.util.spec_from_file_location("_designkit_litgpt_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["_designkit_litgpt_config"] = module  # dataclasses resolve annotations through sys.modules
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _config_class(file: str | Path | None, field: str):
+    module = _config_module()
+    if module is None:
+        raise InputError(file, field, "expected litgpt to be installed to resolve model configs")
+    return module.Config
+
+
+def _build(kwargs: dict[str, Any], file: str | Path | None, field: str):
+    Config = _config_class(file, field)
+    known = {f.name for f in dataclasses.fields(Config)}
+    for key in kwargs:
+        if key not in known:
+            raise InputError(file, f"{field}.{key}", "unknown litgpt Config field")
+    try:
+        return Config(**kwargs)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise InputError(file, field, f"expected a valid litgpt Config ({exc or 'n_embd must divide by n_head'})") from None
+
+
+def checkpoint_config(directory: str | Path, file: str | Path | None = None) -> dict[str, Any]:
+    path = Path(directory) / "model_config.yaml"
+    if not path.is_file():
+        raise InputError(file, "run.model.checkpoint", f"expected a LitGPT checkpoint directory with model_config.yaml, got {directory}")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) -> dict[str, Any]:
+    """The full LitGPT config dict for a ``ModelSpec`` (config dict, name or checkpoint)."""
+    if model.config is not None:
+        kwargs = dict(model.config)
+        if vocab_size is not None:
+            kwargs.setdefault("vocab_size", vocab_size)
+            kwargs.setdefault("padded_vocab_size", vocab_size)
+        kwargs.setdefault("name", "designkit")
+        config = _build(kwargs, file, "run.model.config")
+    elif model.name is not None:
+        Config = _config_class(file, "run.model.name")
+        try:
+            config = Config.from_name(model.name)
+        except (ValueError, KeyError):
+            raise InputError(file, "run.model.name", f"expected a LitGPT config name, got {model.name!r}") from None
+        if config is None:
+            raise InputError(file, "run.model.name", f"expected a LitGPT config name, got {model.name!r}")
+        if vocab_size is not None and vocab_size > config.padded_vocab_size:
+            raise InputError(file, "run.model.name", f"expected a model whose vocabulary ({config.padded_vocab_size}) holds the tokenizer's {vocab_size} ids")
+    else:
+        config = _build(checkpoint_config(model.checkpoint, file), file, "run.model.checkpoint")
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def block_size(model: Any, file: str | Path | None = None) -> int | None:
+    if model.checkpoint is not None:
+        return checkpoint_config(model.checkpoint, file).get("block_size")
+    if _config_module() is None:
+        return None
+    return resolve(model, None, file)["block_size"]
+
+
+def parameter_count(config: dict[str, Any]) -> int:
+    """Approximate non-embedding + embedding parameters of a dense LitGPT GPT (for FLOPs and reports)."""
+    n_embd, n_layer = config["n_embd"], config["n_layer"]
+    vocab = config["padded_vocab_size"]
+    head = config["head_size"]
+    q_groups = config.get("n_query_groups") or config["n_head"]
+    attn = n_embd * head * (config["n_head"] + 2 * q_groups) + config["n_head"] * head * n_embd
+    inter = config.get("intermediate_size") or 4 * n_embd
+    mlp = (3 if config["mlp_class_name"] in ("LLaMAMLP", "GemmaMLP") else 2) * n_embd * inter
+    return n_layer * (attn + mlp) + 2 * vocab * n_embd

@@ -1,0 +1,174 @@
+"""Place every insertion at an exact (global_seq, offset), vectorised.
+
+Repetition ``r`` of an item with dose ``d`` and window ``[lo, hi)`` (in sequences) lands in
+the ``r``-th of ``d`` equal strata of its window, at a uniformly random sequence inside
+it (jittered systematic sampling). Repetitions are therefore spread over the window and
+never share a sequence, yet every position is random.
+
+Several insertions may share a sequence. Their order inside it is random, and the free
+tokens are split into random gaps: a uniform draw over every non-overlapping layout of
+those footprints. A sequence whose insertions do not fit (or that a whole-sequence edit
+already owns) sends the insertions that overflow back to be redrawn within their strata.
+Nothing here loops over placements in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from designkit.errors import InputError
+
+MAX_REDRAW_ROUNDS = 64
+
+
+@dataclass(frozen=True)
+class InsertionRequest:
+    """Per-item arrays describing what to place (one entry per treated, inserted item)."""
+
+    item_index: np.ndarray  # int32
+    footprint: np.ndarray  # tokens the insertion covers, EOS wrappers included
+    dose: np.ndarray
+    window_lo: np.ndarray  # first sequence of the window
+    window_hi: np.ndarray  # one past the last sequence
+
+
+def window_sequences(window: tuple[float, float], n_sequences: int) -> tuple[int, int]:
+    """The sequence range ``[lo, hi)`` of a window given as fractions of the run."""
+    lo = int(np.floor(window[0] * n_sequences))
+    hi = int(np.floor(window[1] * n_sequences))
+    return lo, max(hi, lo + 1)
+
+
+def _draw_sequences(lo, width, dose, repetition, rng) -> np.ndarray:
+    u = rng.random(len(lo))
+    # floor((r + u) * width / dose) stays inside stratum r because width >= dose
+    return lo + np.floor((repetition + u) * (width / dose)).astype(np.int64)
+
+
+def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, blocked: np.ndarray, rng) -> np.ndarray:
+    """Mask of placements to redraw: in a blocked sequence, or past a full sequence's capacity."""
+    redraw = np.zeros(len(seq), dtype=bool)
+    if len(blocked):
+        redraw |= np.isin(seq, blocked)
+    order = np.lexsort((rng.random(len(seq)), seq))
+    seq_sorted = seq[order]
+    fp_sorted = footprint[order].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, seq_sorted[1:] != seq_sorted[:-1]])
+    running = np.cumsum(fp_sorted)
+    group_base = np.repeat(running[starts] - fp_sorted[starts], np.diff(np.r_[starts, len(seq)]))
+    load_through = running - group_base  # load of the sequence up to and including this placement
+    redraw[order[load_through > seq_len]] = True
+    return redraw
+
+
+def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, rng) -> np.ndarray:
+    """Random non-overlapping offsets for placements that fit their sequences."""
+    n = len(seq)
+    order = np.lexsort((rng.random(n), seq))  # random order of insertions inside each sequence
+    seq_o = seq[order]
+    fp_o = footprint[order].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, seq_o[1:] != seq_o[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    running = np.cumsum(fp_o)
+    totals = np.add.reduceat(fp_o, starts)
+    before = running - fp_o - np.repeat(running[starts] - fp_o[starts], sizes)
+    free = np.repeat(seq_len - totals, sizes)
+    # sorted uniform gap points in [0, free] give a uniform random composition of the free space
+    gaps = np.floor(rng.random(n) * (free + 1)).astype(np.int64)
+    group = np.repeat(np.arange(len(starts)), sizes)
+    gaps_sorted = gaps[np.lexsort((gaps, group))]
+    offsets = np.empty(n, dtype=np.int64)
+    offsets[order] = gaps_sorted + before
+    return offsets
+
+
+def place_insertions(
+    request: InsertionRequest,
+    *,
+    n_sequences: int,
+    seq_len: int,
+    rng: np.random.Generator,
+    blocked_sequences: np.ndarray | None = None,
+    explicit: dict[int, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Placements for every repetition of every requested item, sorted by sequence and offset.
+
+    ``explicit`` maps an item index to its given global sequences; those are not drawn.
+    """
+    blocked = np.unique(np.asarray(blocked_sequences if blocked_sequences is not None else [], dtype=np.int64))
+    dose = request.dose.astype(np.int64)
+    width = (request.window_hi - request.window_lo).astype(np.int64)
+    too_big = np.flatnonzero(request.footprint > seq_len)
+    if len(too_big):
+        i = too_big[0]
+        raise InputError(None, f"item {int(request.item_index[i])}", f"expected at most seq_len={seq_len} tokens with EOS wrappers, got {int(request.footprint[i])}")
+    crowded = np.flatnonzero(dose > width)
+    if len(crowded):
+        i = crowded[0]
+        raise InputError(None, f"item {int(request.item_index[i])}", f"expected a window of at least dose={int(dose[i])} sequences, got {int(width[i])}")
+
+    owner = np.repeat(np.arange(len(dose)), dose)
+    repetition = np.arange(len(owner)) - np.repeat(np.cumsum(dose) - dose, dose)
+    lo, wid, dos = request.window_lo[owner].astype(np.int64), width[owner], dose[owner]
+    seq = _draw_sequences(lo, wid, dos, repetition, rng)
+    fixed = np.zeros(len(owner), dtype=bool)
+    if explicit:
+        first_row = np.cumsum(dose) - dose
+        for item_pos, sequences in explicit.items():
+            rows = first_row[item_pos] + np.arange(dose[item_pos])
+            seq[rows] = np.asarray(sequences, dtype=np.int64)
+            fixed[rows] = True
+    footprint = request.footprint[owner].astype(np.int64)
+
+    for _ in range(MAX_REDRAW_ROUNDS):
+        redraw = _overflowing(seq, footprint, seq_len, blocked, rng)
+        if not redraw.any():
+            break
+        if (redraw & fixed).any():
+            i = int(request.item_index[owner[np.flatnonzero(redraw & fixed)[0]]])
+            raise InputError(None, f"item {i}", "expected explicit positions that fit their sequences without overlapping other edits")
+        seq[redraw] = _draw_sequences(lo[redraw], wid[redraw], dos[redraw], repetition[redraw], rng)
+    else:
+        raise InputError(None, "arms", f"expected room for every insertion; windows are too crowded after {MAX_REDRAW_ROUNDS} redraws (lower doses or widen windows)")
+
+    offsets = _pack_offsets(seq, footprint, seq_len, rng)
+    frame = pd.DataFrame(
+        {
+            "global_seq": seq.astype(np.int64),
+            "offset": offsets.astype(np.int32),
+            "n_tokens": footprint.astype(np.int32),
+            "item_index": request.item_index[owner].astype(np.int32),
+            "repetition": repetition.astype(np.int32),
+        }
+    )
+    order = np.lexsort((frame["offset"].to_numpy(), frame["global_seq"].to_numpy()))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def check_placements(placements: pd.DataFrame, *, seq_len: int, n_sequences: int) -> str | None:
+    """The first violated invariant of a placements table, or None. Vectorised."""
+    seq = placements["global_seq"].to_numpy()
+    off = placements["offset"].to_numpy().astype(np.int64)
+    n = placements["n_tokens"].to_numpy().astype(np.int64)
+    edit = placements["edit"].astype(str).to_numpy() if "edit" in placements else np.full(len(seq), "insert")
+    if len(seq) == 0:
+        return None
+    if (seq < 0).any() or (seq >= n_sequences).any():
+        return "global_seq outside the run"
+    if np.any((seq[1:] < seq[:-1]) | ((seq[1:] == seq[:-1]) & (off[1:] < off[:-1]))):
+        return "rows not sorted by (global_seq, offset)"
+    inserts = edit == "insert"
+    if (off[inserts] < 0).any() or (off[inserts] + n[inserts] > seq_len).any():
+        return "an insertion straddles its sequence"
+    same = seq[1:] == seq[:-1]
+    if np.any(same & (off[:-1] + n[:-1] > off[1:])):
+        return "two edits overlap"
+    whole = ~inserts
+    if whole.any():
+        shared = np.isin(seq[whole], seq[np.r_[same, False] | np.r_[False, same]])
+        if shared.any():
+            return "a whole-sequence edit shares its sequence"
+    return None

@@ -1,0 +1,224 @@
+"""Writer and reader of the PLAN directory (docs/formats.md).
+
+The reader is the boundary for plans: it verifies every content hash and the placement
+invariants once, and everything downstream (engine, analysis) trusts what it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from designkit import atomic_files
+from designkit.data.tokenizer import TOKENIZER_FILES
+from designkit.errors import InputError
+
+FORMAT = "designkit-plan/1"
+PLAN_FILE = "plan.json"
+EDIT_KINDS = ("insert", "remove", "noise")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = None) -> None:
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    # no pandas metadata: it would tie the bytes to the pandas version's repr of dtypes
+    table = table.replace_schema_metadata(None)
+    pq.write_table(table, path, compression="zstd", write_statistics=True)
+
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("item_index", pa.int32()),
+        ("item_id", pa.string()),
+        ("experiment", pa.string()),
+        ("kind", pa.string()),
+        ("arm", pa.string()),
+        ("dose", pa.int32()),
+        ("inserted", pa.bool_()),
+        ("stratum", pa.string()),
+        ("window_start", pa.float64()),
+        ("window_end", pa.float64()),
+        ("text", pa.string()),
+        ("prompt", pa.string()),
+        ("target", pa.string()),
+        ("alt_prompt", pa.string()),
+        ("choices", pa.list_(pa.string())),
+        ("gold", pa.int32()),
+        ("prompt_tokens", pa.list_(pa.int32())),
+        ("target_tokens", pa.list_(pa.int32())),
+        ("alt_prompt_tokens", pa.list_(pa.int32())),
+        ("probe_tokens", pa.list_(pa.int32())),
+        ("choices_tokens", pa.list_(pa.list_(pa.int32()))),
+        ("meta", pa.string()),
+    ]
+)
+
+PLACEMENTS_SCHEMA = pa.schema(
+    [
+        ("global_seq", pa.int64()),
+        ("offset", pa.int32()),
+        ("n_tokens", pa.int32()),
+        ("item_index", pa.int32()),
+        ("item_id", pa.dictionary(pa.int32(), pa.string())),
+        ("repetition", pa.int32()),
+        ("edit", pa.dictionary(pa.int8(), pa.string())),
+        ("reserve_seq", pa.int64()),
+        ("noise_seed", pa.int64()),
+    ]
+)
+
+RESERVED_SCHEMA = pa.schema(
+    [("global_seq", pa.int64()), ("offset", pa.int32()), ("n_tokens", pa.int32()), ("experiment", pa.string())]
+)
+
+
+def write_plan(
+    out: Path,
+    plan: dict[str, Any],
+    items: pd.DataFrame,
+    payload_tokens: np.ndarray,
+    payload_index: np.ndarray,
+    placements: pd.DataFrame,
+    reserved: pd.DataFrame,
+    tokenizer_dir: Path,
+    *,
+    replace: bool = False,
+) -> str:
+    """Write a complete plan directory atomically and return its plan hash."""
+    with atomic_files.atomic_directory(out, replace=replace) as tmp:
+        _write_parquet(items[ITEMS_SCHEMA.names], tmp / "items.parquet", ITEMS_SCHEMA)
+        np.save(tmp / "payload_tokens.npy", payload_tokens, allow_pickle=False)
+        np.save(tmp / "payload_index.npy", payload_index.astype(np.int64), allow_pickle=False)
+        placement_frame = placements.copy()
+        item_ids = items["item_id"].to_numpy()
+        index = placement_frame["item_index"].to_numpy()
+        placement_frame["item_id"] = pd.Categorical.from_codes(index, categories=pd.Index(item_ids)) if len(item_ids) else ""
+        placement_frame["edit"] = pd.Categorical(placement_frame["edit"], categories=list(EDIT_KINDS))
+        _write_parquet(placement_frame[PLACEMENTS_SCHEMA.names], tmp / "placements.parquet", PLACEMENTS_SCHEMA)
+        _write_parquet(reserved[RESERVED_SCHEMA.names], tmp / "reserved.parquet", RESERVED_SCHEMA)
+        (tmp / "tokenizer").mkdir()
+        for name in TOKENIZER_FILES:
+            if (tokenizer_dir / name).is_file():
+                shutil.copyfile(tokenizer_dir / name, tmp / "tokenizer" / name)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        plan = {**plan, "format": FORMAT, "files": {str(p.relative_to(tmp)): sha256_file(p) for p in files}}
+        text = atomic_files.dumps_json(plan)
+        atomic_files.write_text(tmp / PLAN_FILE, text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Plan:
+    """Read side of a PLAN dir. ``Plan.open`` verifies hashes before anything is used."""
+
+    path: Path
+    meta: dict[str, Any]
+    hash: str
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = True) -> Plan:
+        path = Path(path)
+        plan_file = path / PLAN_FILE
+        if not plan_file.is_file():
+            raise InputError(path, PLAN_FILE, "expected a plan directory (made by designkit plan)")
+        raw = plan_file.read_bytes()
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InputError(plan_file, None, f"expected JSON ({exc.msg})") from None
+        if meta.get("format") != FORMAT:
+            raise InputError(plan_file, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
+        plan = cls(path=path, meta=meta, hash=hashlib.sha256(raw).hexdigest())
+        if verify:
+            plan.verify()
+        return plan
+
+    def verify(self) -> None:
+        """Raise InputError unless every listed file exists with its recorded hash, and no file was added."""
+        listed = self.meta.get("files", {})
+        present = {str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file() and p.name != PLAN_FILE}
+        extra = sorted(present - set(listed))
+        if extra:
+            raise InputError(self.path / extra[0], None, "expected no files beyond those plan.json lists (the plan was edited)")
+        for name, digest in sorted(listed.items()):
+            file = self.path / name
+            if not file.is_file():
+                raise InputError(file, None, "expected this plan file to exist (the plan is incomplete)")
+            if sha256_file(file) != digest:
+                raise InputError(file, None, f"expected sha256 {digest[:12]}… as recorded in plan.json (the file was edited)")
+
+    # geometry
+    @property
+    def seq_len(self) -> int:
+        return int(self.meta["geometry"]["seq_len"])
+
+    @property
+    def global_batch(self) -> int:
+        return int(self.meta["geometry"]["global_batch"])
+
+    @property
+    def steps(self) -> int:
+        return int(self.meta["geometry"]["steps"])
+
+    @property
+    def n_sequences(self) -> int:
+        return int(self.meta["geometry"]["n_sequences"])
+
+    @property
+    def experiments(self) -> list[dict[str, Any]]:
+        return self.meta["experiments"]
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.path / "tokenizer"
+
+    def items(self) -> pd.DataFrame:
+        if "items" not in self._cache:
+            self._cache["items"] = pd.read_parquet(self.path / "items.parquet")
+        return self._cache["items"]
+
+    def placements(self) -> pd.DataFrame:
+        if "placements" not in self._cache:
+            self._cache["placements"] = pd.read_parquet(self.path / "placements.parquet")
+        return self._cache["placements"]
+
+    def reserved(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "reserved.parquet")
+
+    @cached_property
+    def payload(self) -> tuple[np.ndarray, np.ndarray]:
+        tokens = np.load(self.path / "payload_tokens.npy", mmap_mode="r", allow_pickle=False)
+        index = np.load(self.path / "payload_index.npy", allow_pickle=False)
+        return tokens, index
+
+    def payload_of(self, item_index: int) -> np.ndarray:
+        tokens, index = self.payload
+        return np.asarray(tokens[index[item_index] : index[item_index + 1]])
+
+    def corpus(self):
+        """The corpus this plan was made for; its fingerprint must match."""
+        from designkit.data.corpus import TokenCorpus
+
+        info = self.meta["corpus"]
+        corpus = TokenCorpus.open(info["path"])
+        if corpus.fingerprint != info["fingerprint"]:
+            raise InputError(Path(info["path"]) / "corpus.json", "fingerprint", f"expected {info['fingerprint'][:12]}… as recorded in the plan, got {corpus.fingerprint[:12]}…")
+        return corpus

@@ -1,0 +1,422 @@
+"""Design → plan: items, randomization, tokens, budget, placement, leakage, power, files.
+
+``make_plan`` is a plain chain of steps; each step lives in its own module. Every random
+draw comes from a generator derived from the design seed and a fixed label, so the same
+design and seed give a byte-identical plan directory, and adding an experiment does not
+reshuffle the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+import designkit
+from designkit import model_config, schema
+from designkit.data.corpus import TokenCorpus, builtin_corpus
+from designkit.data.tokenizer import TextTokenizer
+from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
+from designkit.errors import InputError
+from designkit.kinds import KINDS, Item, PlanContext
+from designkit.planning import budget, leakage, placement, power, randomize
+from designkit.planning.planfile import write_plan
+
+EOS_WRAP = 2  # an insertion is EOS + payload + EOS
+
+
+def derive_rng(seed: int, *labels: str) -> np.random.Generator:
+    """A generator for one purpose: independent of every other label, stable across versions."""
+    words = [int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "little") for label in labels]
+    return np.random.default_rng(np.random.SeedSequence([seed, *words]))
+
+
+@dataclass
+class ExperimentItems:
+    spec: ExperimentSpec
+    kind: Any
+    items: list[Item]
+    arms: list[str]  # arm of each item
+    rounding: pd.DataFrame | None = None
+
+
+def resolve_corpus(design: Design, show_progress: bool) -> TokenCorpus:
+    run = design.run
+    if run.corpus.startswith("builtin:"):
+        tokenizer_dir = Path(run.tokenizer.path) if run.tokenizer.path else None
+        if run.model.checkpoint is not None:
+            tokenizer_dir = Path(run.model.checkpoint)  # continual pretraining keeps the model's tokenizer
+        train_vocab = None if tokenizer_dir else run.tokenizer.train_vocab
+        return builtin_corpus(run.corpus, train_vocab=train_vocab, tokenizer_dir=tokenizer_dir, show_progress=show_progress)
+    corpus = TokenCorpus.open(run.corpus)
+    if run.model.checkpoint is not None:
+        theirs = Path(run.model.checkpoint) / "tokenizer.json"
+        if theirs.is_file() and theirs.read_bytes() != (corpus.path / "tokenizer.json").read_bytes():
+            raise InputError(None, "run.corpus", "expected a corpus tokenized with the checkpoint's tokenizer (re-run prepare-corpus --tokenizer CHECKPOINT)")
+    return corpus
+
+
+def reserve_split(corpus: TokenCorpus, fraction: float) -> int:
+    """First token of the reserve region: a document boundary near ``(1 - fraction) × n_tokens``."""
+    if fraction == 0:
+        return corpus.n_tokens
+    target = int(round((1.0 - fraction) * corpus.n_tokens))
+    starts = np.asarray(corpus.documents)
+    boundary = int(starts[min(np.searchsorted(starts, target), len(starts) - 1)])
+    return boundary if 0 < boundary < corpus.n_tokens else target
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{line_no}", None, f"expected one JSON object per line ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{line_no}", None, "expected a JSON object")
+            records.append(record)
+    if not records:
+        raise InputError(path, None, "expected at least one item")
+    return records
+
+
+def build_experiment_items(design: Design, index: int, context: PlanContext, design_file: Path) -> ExperimentItems:
+    spec = design.experiments[index]
+    at = f"experiments[{index}]"
+    kind = KINDS[spec.kind](schema.from_dict(KINDS[spec.kind].Params, spec.params, design_file, f"{at}.params"))
+    try:
+        if spec.items.generate is not None:
+            options = schema.from_dict(kind.GenerateParams, spec.items.generate, design_file, f"{at}.items.generate")
+            items = kind.generate(options, derive_rng(design.seed, spec.name, "items"), context)
+        else:
+            path = Path(spec.items.path)
+            items = kind.load(path, _read_records(path), context)
+    except InputError as exc:
+        if exc.file is None:  # a kind's error without a file belongs to this experiment of the design
+            raise InputError(design_file, f"{at}.{exc.field}" if exc.field else at, exc.detail) from None
+        raise
+    ids = [item.source_id for item in items]
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+        raise InputError(spec.items.path or design_file, "id", f"expected unique item ids, {dup!r} repeats")
+    if len(items) < len(spec.arms):
+        raise InputError(design_file, f"{at}.items", f"expected at least one item per arm ({len(spec.arms)}), got {len(items)}")
+    strata = None
+    if spec.stratify_by:
+        values = [item.stratum if item.stratum is not None else item.meta.get(spec.stratify_by) for item in items]
+        missing = [item.source_id for item, v in zip(items, values) if v is None]
+        if missing:
+            raise InputError(design_file, f"{at}.stratify_by", f"expected field {spec.stratify_by!r} on every item, item {missing[0]!r} lacks it")
+        strata = np.array([str(v) for v in values], dtype=object)
+        for item, value in zip(items, strata):
+            item.stratum = value
+    arm_names = list(spec.arms)
+    assignment = randomize.assign_arms(
+        len(items), arm_names, [spec.arms[a].share for a in arm_names], derive_rng(design.seed, spec.name, "assign"), strata
+    )
+    arms = [arm_names[a] for a in assignment.arm_of_item]
+    try:
+        items = kind.after_assignment(items, arms, derive_rng(design.seed, spec.name, "probes"))
+    except InputError as exc:
+        raise InputError(design_file, f"{at}.{exc.field}" if exc.field else at, exc.detail) from None
+    return ExperimentItems(spec=spec, kind=kind, items=items, arms=arms, rounding=assignment.rounding.assign(experiment=spec.name))
+
+
+def _tokens(tokenizer: TextTokenizer, given: list[int] | None, text: str | None) -> list[int] | None:
+    if given is not None:
+        return [int(t) for t in given]
+    if text is None:
+        return None
+    return tokenizer.encode(text)
+
+
+def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) -> tuple[pd.DataFrame, list[list[int]]]:
+    rows, payloads = [], []
+    for exp in experiments:
+        spec = exp.spec
+        texts = [item.text if item.payload_tokens is None else None for item in exp.items]
+        encoded = tokenizer.encode_batch([t for t in texts if t is not None])
+        encoded_iter = iter(encoded)
+        for item, arm in zip(exp.items, exp.arms):
+            arm_spec = spec.arms[arm]
+            window = arm_spec.window or spec.window
+            payload = [int(t) for t in item.payload_tokens] if item.payload_tokens is not None else next(encoded_iter)
+            payloads.append(payload)
+            rows.append(
+                {
+                    "item_id": f"{spec.name}/{item.source_id}",
+                    "experiment": spec.name,
+                    "kind": spec.kind,
+                    "arm": arm,
+                    "dose": arm_spec.dose,
+                    "inserted": arm_spec.dose > 0 and not spec.placebo,
+                    "stratum": item.stratum,
+                    "window_start": float(window[0]),
+                    "window_end": float(window[1]),
+                    "text": item.text if item.text is not None else tokenizer.decode(payload),
+                    "prompt": item.prompt,
+                    "target": item.target,
+                    "alt_prompt": item.alt_prompt,
+                    "choices": item.choices,
+                    "gold": item.gold,
+                    "prompt_tokens": _tokens(tokenizer, item.prompt_tokens, item.prompt),
+                    "target_tokens": _tokens(tokenizer, item.target_tokens, item.target),
+                    "alt_prompt_tokens": _tokens(tokenizer, None, item.alt_prompt),
+                    "probe_tokens": _tokens(tokenizer, item.probe_tokens, item.probe_text),
+                    "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
+                    "meta": json.dumps(item.meta, sort_keys=True, ensure_ascii=False),
+                    "positions": item.positions,
+                    "footprint": len(payload) + EOS_WRAP,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "item_index", np.arange(len(frame), dtype=np.int32))
+    frame["gold"] = frame["gold"].astype("Int32")
+    return frame, payloads
+
+
+def checkpoint_steps(training, steps: int) -> list[int]:
+    if isinstance(training.checkpoints, int):
+        chosen = {int(round(steps * j / training.checkpoints)) for j in range(1, training.checkpoints + 1)}
+    else:
+        chosen = set(training.checkpoints)
+    chosen.add(steps)
+    if training.save_initial:
+        chosen.add(0)
+    return sorted(s for s in chosen if s >= 0)
+
+
+def resolve_training(design: Design) -> dict[str, Any]:
+    t = design.run.training
+    return {
+        "seed": design.seed,
+        "learning_rate": t.learning_rate,
+        "min_lr": t.min_lr if t.min_lr is not None else t.learning_rate / 10,
+        "warmup_steps": t.warmup_steps if t.warmup_steps is not None else max(1, round(0.02 * design.run.steps)),
+        "weight_decay": t.weight_decay,
+        "betas": [t.beta1, t.beta2],
+        "eps": t.eps,
+        "grad_clip": t.grad_clip,
+        "micro_batch_size": t.micro_batch_size,
+        "precision": t.precision,
+        "compile": t.compile,
+        "checkpoint_steps": checkpoint_steps(t, design.run.steps),
+        "log_every": t.log_every,
+    }
+
+
+def _experiment_json(exp: ExperimentItems, design_file: Path, index: int) -> dict[str, Any]:
+    spec = exp.spec
+    outcomes = exp.kind.outcomes(exp.items)
+    primaries = [o.name for o in outcomes if o.primary]
+    if len(primaries) != 1:
+        raise InputError(design_file, f"experiments[{index}]", f"expected exactly one primary outcome, kind gave {primaries}")
+    counts = pd.Series(exp.arms).value_counts()
+    control = next((a for a, s in spec.arms.items() if s.dose == 0), None)
+    return {
+        "name": spec.name,
+        "kind": spec.kind,
+        "placebo": spec.placebo,
+        "control_arm": control,
+        "stratify_by": spec.stratify_by,
+        "window": list(spec.window),
+        "arms": {
+            arm: {
+                "dose": s.dose,
+                "share": s.share,
+                "n_items": int(counts.get(arm, 0)),
+                "inserted": s.dose > 0 and not spec.placebo,
+                "window": list(s.window or spec.window),
+            }
+            for arm, s in spec.arms.items()
+        },
+        "params": schema.to_dict(exp.kind.params),
+        "probes": [p.to_json() for p in exp.kind.probes(exp.items)],
+        "outcomes": [o.to_json() for o in outcomes],
+    }
+
+
+def _power_rows(experiments: list[dict[str, Any]], alpha: float, power_level: float) -> list[dict]:
+    rows = []
+    for exp in experiments:
+        control = exp["control_arm"]
+        if control is None:
+            continue
+        primary = next(o for o in exp["outcomes"] if o["primary"])
+        for arm, info in exp["arms"].items():
+            if arm == control:
+                continue
+            rows.append(
+                {
+                    "experiment": exp["name"],
+                    "arm": arm,
+                    "outcome": primary["name"],
+                    "outcome_type": primary["type"],
+                    "n_treated": info["n_items"],
+                    "n_control": exp["arms"][control]["n_items"],
+                    "baseline": primary["baseline"],
+                }
+            )
+    return power.power_table(rows, alpha, power_level)
+
+
+@dataclass
+class PlanResult:
+    path: Path
+    plan_hash: str
+    meta: dict[str, Any]
+
+
+def make_plan(design_path: str | Path, out: str | Path, *, force: bool = False, show_progress: bool = True) -> PlanResult:
+    design_file = Path(design_path)
+    design = load_design(design_file)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise InputError(out, None, "expected an empty or new plan directory (use --force to replace it)")
+    return plan_design(design, design_file, out, show_progress=show_progress)
+
+
+def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: bool = False) -> PlanResult:
+    run = design.run
+    corpus = resolve_corpus(design, show_progress)
+    tokenizer = corpus.tokenizer()
+    train_tokens = reserve_split(corpus, run.reserve_fraction)
+    window_tokens = run.seq_len + 1
+    if train_tokens < window_tokens:
+        raise InputError(design_file, "run.seq_len", f"expected the corpus's training region ({train_tokens:,} tokens) to hold at least one window of seq_len + 1 tokens")
+    model = model_config.resolve(run.model, tokenizer.vocab_size, design_file)
+    if model["padded_vocab_size"] < tokenizer.vocab_size:
+        raise InputError(design_file, "run.model", f"expected a vocabulary of at least the tokenizer's {tokenizer.vocab_size} ids, got {model['padded_vocab_size']}")
+    n_sequences = run.steps * run.global_batch
+    total_tokens = n_sequences * run.seq_len
+    context = PlanContext(tokenizer, np.asarray(corpus.tokens[train_tokens:]), corpus.eos_id)
+
+    experiments = [build_experiment_items(design, i, context, design_file) for i in range(len(design.experiments))]
+    items, payloads = items_frame(experiments, tokenizer)
+    too_long = items[items["footprint"] > run.seq_len]
+    if len(too_long):
+        row = too_long.iloc[0]
+        raise InputError(design_file, "run.seq_len", f"expected every item to fit a sequence with its EOS wrappers; {row.item_id} needs {row.footprint} tokens")
+
+    budget_rows = budget.budget_table(items, total_tokens)
+    budget_info = budget.check_budget(budget_rows, total_tokens, run.max_injected_fraction, design_file)
+    budget_info["rows"] = budget_rows.to_dict("records")
+
+    placements = _place(items, design, design_file, n_sequences)
+    payload_index = np.r_[0, np.cumsum([len(p) for p in payloads])].astype(np.int64)
+    dtype = np.dtype(corpus.meta["dtype"])
+    payload_tokens = np.fromiter((t for p in payloads for t in p), dtype=dtype, count=int(payload_index[-1]))
+
+    leak = leakage.leakage_report(
+        items,
+        payload_tokens,
+        payload_index,
+        np.asarray(corpus.tokens[:train_tokens]) if design.leakage.scan_corpus else None,
+        design.leakage.ngram,
+        design.leakage.max_corpus_tokens,
+    )
+    leak["on_overlap"] = design.leakage.on_overlap
+    if design.leakage.on_overlap == "error" and (leak["items_in_corpus"] or leak["cross_experiment_pairs"]):
+        example = (leak["examples_in_corpus"] or [" and ".join(leak["examples_cross_experiment"][0])])[0]
+        raise InputError(
+            design_file,
+            "leakage",
+            f"expected no {design.leakage.ngram}-gram overlap, found {leak['items_in_corpus']} items in the corpus and "
+            f"{leak['cross_experiment_pairs']} cross-experiment pairs (e.g. {example})",
+        )
+
+    experiments_json = [_experiment_json(exp, design_file, i) for i, exp in enumerate(experiments)]
+    plan = {
+        "designkit_version": designkit.__version__,
+        "name": design.name,
+        "seed": design.seed,
+        "design": design_to_dict(design),
+        "geometry": {
+            "seq_len": run.seq_len,
+            "global_batch": run.global_batch,
+            "steps": run.steps,
+            "n_sequences": n_sequences,
+            "total_tokens": total_tokens,
+            "corpus_epochs": n_sequences / max(1, train_tokens // window_tokens),
+        },
+        "corpus": {
+            "source": run.corpus,
+            "path": str(corpus.path.resolve()),
+            "fingerprint": corpus.fingerprint,
+            "dtype": corpus.meta["dtype"],
+            "vocab_size": corpus.vocab_size,
+            "eos_id": corpus.eos_id,
+            "n_tokens": corpus.n_tokens,
+            "train_tokens": train_tokens,
+            "reserve_tokens": corpus.n_tokens - train_tokens,
+        },
+        "model": {"config": model, "checkpoint": run.model.checkpoint, "name": run.model.name, "n_params": model_config.parameter_count(model)},
+        "training": resolve_training(design),
+        "experiments": experiments_json,
+        "assignment": pd.concat([exp.rounding for exp in experiments]).to_dict("records"),
+        "budget": budget_info,
+        "power": _power_rows(experiments_json, design.power.alpha, design.power.power),
+        "leakage": leak,
+    }
+    plan = json.loads(json.dumps(plan, default=_json_default))
+    reserved = pd.DataFrame({"global_seq": [], "offset": [], "n_tokens": [], "experiment": []}).astype(
+        {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "experiment": object}
+    )
+    plan_hash = write_plan(out, plan, items, payload_tokens, payload_index, placements, reserved, tokenizer.directory, replace=True)
+    return PlanResult(path=out, plan_hash=plan_hash, meta=plan)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: int) -> pd.DataFrame:
+    inserted = items[items["inserted"]]
+    lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(inserted["window_start"], inserted["window_end"])]
+    request = placement.InsertionRequest(
+        item_index=inserted["item_index"].to_numpy(np.int32),
+        footprint=inserted["footprint"].to_numpy(np.int64),
+        dose=inserted["dose"].to_numpy(np.int64),
+        window_lo=np.array([w[0] for w in lo_hi], dtype=np.int64),
+        window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64),
+    )
+    explicit = {}
+    for pos, (item_id, dose, positions) in enumerate(zip(inserted["item_id"], inserted["dose"], inserted["positions"])):
+        if positions is None:
+            continue
+        if len(positions) != dose or any(not (0 <= p < n_sequences) for p in positions):
+            raise InputError(design_file, f"items {item_id}.positions", f"expected {dose} global sequence indices in [0, {n_sequences}), got {positions}")
+        explicit[pos] = np.asarray(positions, dtype=np.int64)
+    try:
+        frame = placement.place_insertions(
+            request, n_sequences=n_sequences, seq_len=design.run.seq_len, rng=derive_rng(design.seed, "placement"), explicit=explicit
+        )
+    except InputError as exc:
+        field = exc.field
+        if field and field.startswith("item "):
+            field = f"items {items['item_id'].iloc[int(field.split()[1])]}"
+        raise InputError(design_file, field, exc.detail) from None
+    frame["edit"] = "insert"
+    frame["reserve_seq"] = np.int64(-1)
+    frame["noise_seed"] = np.int64(-1)
+    return frame
