@@ -1,9 +1,11 @@
 """Place every insertion at an exact (global_seq, offset), vectorised.
 
-Repetition ``r`` of an item with dose ``d`` and window ``[lo, hi)`` (in sequences) lands in
-the ``r``-th of ``d`` equal strata of its window, at a uniformly random sequence inside
-it (jittered systematic sampling). Repetitions are therefore spread over the window and
-never share a sequence, yet every position is random.
+The ``d`` repetitions of an item with window ``[lo, hi)`` (in sequences) sit on a circle of
+``d`` equal strata of the window: repetition ``r`` lands at ``(r + phase + jitter) / d`` of
+the window (wrapping around), with one uniform ``phase`` per item and a jitter of at most a
+quarter stratum per repetition. Each repetition is marginally uniform over the window,
+consecutive repetitions are at least half a stratum apart (never bunched, never in one
+sequence), and repetition numbers are finally given in time order.
 
 Several insertions may share a sequence. Their order inside it is random, and the free
 tokens are split into random gaps: a uniform draw over every non-overlapping layout of
@@ -42,10 +44,15 @@ def window_sequences(window: tuple[float, float], n_sequences: int) -> tuple[int
     return lo, max(hi, lo + 1)
 
 
-def _draw_sequences(lo, width, dose, repetition, rng) -> np.ndarray:
-    u = rng.random(len(lo))
-    # floor((r + u) * width / dose) stays inside stratum r because width >= dose
-    return lo + np.floor((repetition + u) * (width / dose)).astype(np.int64)
+MAX_JITTER = 0.25  # of a stratum; keeps neighbouring repetitions at least half a stratum apart
+
+
+def _draw_sequences(lo, width, dose, repetition, phase, rng) -> np.ndarray:
+    stratum = width / dose
+    # with strata narrower than two sequences, jitter could merge neighbours: go systematic
+    jitter = np.where(stratum >= 2, MAX_JITTER, 0.0) * (2 * rng.random(len(lo)) - 1)
+    position = np.mod(repetition + phase + jitter, dose) * stratum
+    return lo + np.minimum(np.floor(position).astype(np.int64), width - 1)
 
 
 def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, blocked: np.ndarray, rng) -> np.ndarray:
@@ -113,7 +120,8 @@ def place_insertions(
     owner = np.repeat(np.arange(len(dose)), dose)
     repetition = np.arange(len(owner)) - np.repeat(np.cumsum(dose) - dose, dose)
     lo, wid, dos = request.window_lo[owner].astype(np.int64), width[owner], dose[owner]
-    seq = _draw_sequences(lo, wid, dos, repetition, rng)
+    phase = rng.random(len(dose))[owner]
+    seq = _draw_sequences(lo, wid, dos, repetition, phase, rng)
     fixed = np.zeros(len(owner), dtype=bool)
     if explicit:
         first_row = np.cumsum(dose) - dose
@@ -130,11 +138,14 @@ def place_insertions(
         if (redraw & fixed).any():
             i = int(request.item_index[owner[np.flatnonzero(redraw & fixed)[0]]])
             raise InputError(None, f"item {i}", "expected explicit positions that fit their sequences without overlapping other edits")
-        seq[redraw] = _draw_sequences(lo[redraw], wid[redraw], dos[redraw], repetition[redraw], rng)
+        seq[redraw] = _draw_sequences(lo[redraw], wid[redraw], dos[redraw], repetition[redraw], phase[redraw], rng)
     else:
         raise InputError(None, "arms", f"expected room for every insertion; windows are too crowded after {MAX_REDRAW_ROUNDS} redraws (lower doses or widen windows)")
 
     offsets = _pack_offsets(seq, footprint, seq_len, rng)
+    chronological = np.lexsort((seq, owner))  # owner is sorted, so this orders each item's repetitions in time
+    repetition = np.empty_like(repetition)
+    repetition[chronological] = np.arange(len(owner)) - np.repeat(np.cumsum(dose) - dose, dose)
     frame = pd.DataFrame(
         {
             "global_seq": seq.astype(np.int64),

@@ -1,0 +1,178 @@
+"""``designkit`` command line: prepare-corpus | plan | inspect | train | score | analyze | demo.
+
+The engine (torch) is imported only by the commands that train or score, so planning and
+analysis work on hosts without a GPU stack. Bad input ends with one line on stderr and
+exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from designkit.errors import InputError
+
+
+def _cmd_prepare_corpus(args: argparse.Namespace) -> None:
+    from designkit.data.corpus import prepare_corpus
+
+    corpus = prepare_corpus(
+        args.source,
+        args.out,
+        tokenizer_dir=args.tokenizer,
+        train_vocab=args.train_tokenizer,
+        text_key=args.text_key,
+        show_progress=not args.quiet,
+        force=args.force,
+    )
+    meta = corpus.meta
+    print(f"corpus {args.out}: {meta['n_tokens']:,} tokens in {meta['n_documents']:,} documents, vocab {meta['vocab_size']:,}, {meta['dtype']}, fingerprint {meta['fingerprint'][:16]}")
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    from designkit.planning import make_plan
+    from designkit.planning.summary import format_summary
+
+    result = make_plan(args.design, args.out, force=args.force, show_progress=not args.quiet)
+    print(format_summary(result.meta, result.plan_hash))
+    print(f"\nplan written to {result.path}")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> None:
+    from designkit.planning import Plan
+    from designkit.planning.summary import describe_item, describe_sequence, format_summary
+
+    plan = Plan.open(args.plan)
+    if args.seq is not None:
+        print(describe_sequence(plan, args.seq))
+    elif args.item is not None:
+        print(describe_item(plan, args.item))
+    else:
+        print(format_summary(plan.meta, plan.hash))
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from engine.train import train
+
+    devices: int | str = args.devices if args.devices == "auto" else int(args.devices)
+    train(
+        args.plan,
+        args.out,
+        resume=args.resume,
+        force=args.force,
+        devices=devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        accelerator=args.accelerator,
+        logger=args.logger,
+        show_progress=not args.quiet,
+    )
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    from engine.score import score_run
+
+    written = score_run(args.run, force=args.force, device=args.device, show_progress=not args.quiet)
+    print(f"scored {len(written)} checkpoint(s) in {Path(args.run) / 'scores'}")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> None:
+    from designkit.analysis.report import analyze_run
+
+    if not args.no_score:
+        from engine.score import score_run
+
+        score_run(args.run, device=args.device, show_progress=not args.quiet)
+    report = analyze_run(args.run, args.out, force=args.force)
+    print(report.console_summary())
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from designkit.demo import run_demo
+
+    run_demo(args.out, force=args.force, design=args.design, show_progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="designkit", description="Many controlled experiments inside one pretraining run.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("prepare-corpus", help="tokenize .txt/.jsonl/.parquet text into a token memmap")
+    p.add_argument("source", help="a file, a directory of files, or builtin:stdlib-docs")
+    p.add_argument("--out", required=True, type=Path)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--tokenizer", type=Path, help="directory holding tokenizer.json (e.g. a LitGPT checkpoint)")
+    group.add_argument("--train-tokenizer", type=int, metavar="VOCAB", help="train a byte-level BPE of this size")
+    p.add_argument("--text-key", default="text", help="text field of .jsonl/.parquet records")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_prepare_corpus)
+
+    p = sub.add_parser("plan", help="turn DESIGN.yaml into an immutable plan directory")
+    p.add_argument("design", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("inspect", help="show a plan, one sequence's edits, or one item")
+    p.add_argument("plan", type=Path)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--seq", type=int, metavar="G", help="global sequence index")
+    which.add_argument("--item", metavar="ID", help="item id, e.g. bench/000012")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("train", help="carry a plan out with LitGPT on Lightning Fabric")
+    p.add_argument("plan", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a non-empty run directory")
+    p.add_argument("--devices", default="1", help="devices per node, or 'auto'")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], default="auto")
+    p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, …")
+    p.add_argument("--logger", choices=["tensorboard", "wandb"], default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("score", help="run every probe on every checkpoint of a run")
+    p.add_argument("run", type=Path)
+    p.add_argument("--force", action="store_true", help="re-score checkpoints that already have scores")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("analyze", help="score checkpoints, estimate effects, write the report")
+    p.add_argument("run", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--force", action="store_true", help="replace a non-empty report directory")
+    p.add_argument("--no-score", action="store_true", help="use existing scores only")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("demo", help="prepare → plan → train → analyze the built-in CPU demo")
+    p.add_argument("--out", type=Path, default=Path("demo-run"))
+    p.add_argument("--design", type=Path, default=None, help="another design to run end to end")
+    p.add_argument("--force", action="store_true", help="replace an existing demo directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"designkit: error: {exc}", file=sys.stderr)
+        return InputError.exit_code
+    except KeyboardInterrupt:
+        print("designkit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
