@@ -21,16 +21,15 @@ is the placebo's (expected null) dose-response.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from scipy.special import expit
 from statsmodels.genmod import families as glm_families
+from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from designkit.analysis.experiment_spec import ExperimentSpec
@@ -41,6 +40,7 @@ CATEGORICAL_MODEL = "dose_categorical"
 MODELS: tuple[str, ...] = (SLOPE_MODEL, CATEGORICAL_MODEL)
 SLOPE_TERM = "log1p(dose)"
 INTERCEPT_TERM = "Intercept"
+STEP_PREFIX = "step="
 
 
 @dataclass(frozen=True)
@@ -166,43 +166,45 @@ def _model_frame(frame: pd.DataFrame, steps: Sequence[int] | None) -> pd.DataFra
 
 
 def _fit_one(data: pd.DataFrame, model: str, labels: dict) -> list[DoseTerm]:
-    reference_dose = int(data["dose"].min())
-    rhs = ("np.log1p(dose)" if model == SLOPE_MODEL
-           else f"C(dose, Treatment(reference={reference_dose}))")
-    if data["step"].nunique() > 1:
-        rhs += f" + C(step, Treatment(reference={int(data['step'].max())}))"
+    design = _design_matrix(data, model)
     family = glm_families.Binomial() if labels["glm_family"] == "binomial" else glm_families.Gaussian()
     groups = pd.factorize(data["item"])[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = smf.glm(f"y ~ {rhs}", data, family=family).fit(
+        result = GLM(data["y"].to_numpy(), design, family=family).fit(
             cov_type="cluster", cov_kwds={"groups": groups}
         )
-        ci = result.conf_int(alpha=labels["alpha"])
+        ci = np.asarray(result.conf_int(alpha=labels["alpha"]))
     note = _fit_problem(caught)
     terms = []
-    for name in result.params.index:
-        term = _term_name(name)
-        if term is None:
+    for i, name in enumerate(design.columns):
+        if name.startswith(STEP_PREFIX):
             continue
-        stats = dict(estimate=float(result.params[name]), se=float(result.bse[name]),
-                     ci_low=float(ci.loc[name, 0]), ci_high=float(ci.loc[name, 1]),
-                     p=float(result.pvalues[name]))
+        stats = dict(estimate=float(result.params.iloc[i]), se=float(result.bse.iloc[i]),
+                     ci_low=float(ci[i, 0]), ci_high=float(ci[i, 1]), p=float(result.pvalues.iloc[i]))
         if note:
             stats.update(se=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan)
-        terms.append(DoseTerm(model=model, term=term, **stats, **labels, note=note))
+        terms.append(DoseTerm(model=model, term=name, **stats, **labels, note=note))
     return terms
 
 
-def _term_name(name: str) -> str | None:
-    if name == "Intercept":
-        return INTERCEPT_TERM
-    if name == "np.log1p(dose)":
-        return SLOPE_TERM
-    level = re.fullmatch(r"C\(dose, .*\)\[T\.(-?\d+)\]", name)
-    if level:
-        return f"dose={level.group(1)}"
-    return None  # step fixed effects
+def _design_matrix(data: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Intercept, the dose term(s), and step indicators; columns are the tidy term names.
+
+    Categorical doses use treatment coding against the lowest dose; steps against the last
+    step, so the intercept (and `predicted_curve`) refers to the final checkpoint.
+    """
+    columns: dict[str, np.ndarray] = {INTERCEPT_TERM: np.ones(len(data))}
+    dose = data["dose"].to_numpy()
+    if model == SLOPE_MODEL:
+        columns[SLOPE_TERM] = np.log1p(dose.astype(float))
+    else:
+        for level in np.unique(dose)[1:]:
+            columns[f"dose={level}"] = (dose == level).astype(float)
+    step = data["step"].to_numpy()
+    for level in np.unique(step)[:-1]:
+        columns[f"{STEP_PREFIX}{level}"] = (step == level).astype(float)
+    return pd.DataFrame(columns)
 
 
 def _fit_problem(caught: list[warnings.WarningMessage]) -> str:
