@@ -1,0 +1,346 @@
+"""Score a run's checkpoints: every probe of every experiment on every item.
+
+``score_checkpoint`` gives the long table of docs/formats.md ("RUN dir", ``scores/``): one
+row per item and probe, keyed by ``item_index, item_id, experiment, probe, step``, then
+the columns of every probe type (null where a column belongs to another probe type).
+``score_run`` writes it as ``RUN/scores/step-XXXXXXXX.parquet`` for each checkpoint.
+
+An item that lacks a field its probe reads (e.g. a file-loaded question without choices
+in an experiment whose other questions have them) gets no row for that probe: the
+analysis treats absent scores as missing, while a NaN row would enter its means.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from designkit.atomic_files import atomic_path
+from designkit.errors import InputError
+from designkit.planning.planfile import Plan
+from engine.probes import DEFAULT_BATCH_TOKENS, DEFAULT_MIN_K, PROBE_COLUMNS, ProbeInput, required_context, score_probes
+
+KEY_COLUMNS = ("item_index", "item_id", "experiment", "probe", "step")
+
+SCORES_SCHEMA = pa.schema(
+    [
+        ("item_index", pa.int32()),
+        ("item_id", pa.string()),
+        ("experiment", pa.string()),
+        ("probe", pa.string()),
+        ("step", pa.int64()),
+        # logprob
+        ("logprob", pa.float64()),
+        ("logprob_per_token", pa.float64()),
+        ("n_target_tokens", pa.int32()),
+        # multiple_choice
+        ("choice_logprobs", pa.list_(pa.float64())),
+        ("choice_logprobs_norm", pa.list_(pa.float64())),
+        ("chosen", pa.int32()),
+        ("chosen_norm", pa.int32()),
+        ("correct", pa.bool_()),
+        ("correct_norm", pa.bool_()),
+        ("gold_logprob_norm", pa.float64()),
+        ("margin", pa.float64()),
+        # greedy
+        ("exact_match", pa.bool_()),
+        ("prefix_match", pa.int32()),
+        ("n_reference", pa.int32()),
+        # text_loss
+        ("loss", pa.float64()),
+        ("n_tokens", pa.int32()),
+        ("zlib_ratio", pa.float64()),
+        ("min_k_logprob", pa.float64()),
+    ]
+)
+"""Every scores file has all these columns, whatever probes its plan declares."""
+
+# the human-readable text whose zlib entropy goes with each token column (text_loss)
+TEXT_OF_TOKENS = {"probe_tokens": "text", "prompt_tokens": "prompt", "target_tokens": "target", "alt_prompt_tokens": "alt_prompt"}
+
+# probe spec fields that name items.parquet columns, and whether an item must have them
+_COLUMN_FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "logprob": (("prompt", True), ("target", True)),
+    "multiple_choice": (("prompt", True), ("choices", True), ("gold", False)),
+    "greedy": (("prompt", True), ("reference", True)),
+    "text_loss": (("tokens", True),),
+}
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+@dataclass(frozen=True)
+class PlanProbes:
+    """Every (item, probe) pair of a plan, resolved once and reused for each checkpoint."""
+
+    keys: pd.DataFrame
+    """``item_index, item_id, experiment, probe`` per pair, in plan order."""
+    inputs: list[ProbeInput]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _tokens(value: Any) -> tuple[int, ...]:
+    return tuple(int(t) for t in value)
+
+
+def plan_probes(plan: Plan) -> PlanProbes:
+    """Resolve each experiment's probe specs against items.parquet (the boundary for probe specs)."""
+    items = plan.items()
+    where = plan.path / "plan.json"
+    keys: list[tuple[int, str, str, str]] = []
+    inputs: list[ProbeInput] = []
+    for e, experiment in enumerate(plan.experiments):
+        rows = items[items["experiment"] == experiment["name"]]
+        for p, spec in enumerate(experiment.get("probes", [])):
+            at = f"experiments[{e}].probes[{p}]"
+            kind = spec.get("type")
+            if kind not in PROBE_COLUMNS:
+                raise InputError(where, f"{at}.type", f"expected one of {list(PROBE_COLUMNS)}, got {kind!r}")
+            columns = {}
+            for name, _ in _COLUMN_FIELDS[kind]:
+                column = spec.get(name)
+                if column not in items.columns:
+                    raise InputError(where, f"{at}.{name}", f"expected a column of items.parquet, got {column!r}")
+                columns[name] = column
+            max_new = int(spec.get("max_new_tokens", 0)) if kind == "greedy" else 0
+            if kind == "greedy" and max_new < 1:
+                raise InputError(where, f"{at}.max_new_tokens", f"expected a positive integer, got {spec.get('max_new_tokens')!r}")
+            min_k = float(spec.get("min_k", DEFAULT_MIN_K))
+            if kind == "text_loss" and not 0.0 < min_k <= 1.0:
+                raise InputError(where, f"{at}.min_k", f"expected a fraction in (0, 1], got {min_k!r}")
+            text_column = TEXT_OF_TOKENS.get(columns.get("tokens", ""))
+            for row in rows.itertuples(index=False):
+                record = row._asdict()
+                values = {name: record[column] for name, column in columns.items()}
+                if any(required and _missing(values[name]) for name, required in _COLUMN_FIELDS[kind]):
+                    continue
+                fields: dict[str, Any] = {"type": kind}
+                if kind == "logprob":
+                    fields.update(prompt=_tokens(values["prompt"]), target=_tokens(values["target"]))
+                elif kind == "multiple_choice":
+                    gold = values["gold"]
+                    fields.update(
+                        prompt=_tokens(values["prompt"]),
+                        choices=tuple(_tokens(c) for c in values["choices"]),
+                        gold=None if _missing(gold) else int(gold),
+                    )
+                elif kind == "greedy":
+                    fields.update(prompt=_tokens(values["prompt"]), reference=_tokens(values["reference"]), max_new_tokens=max_new)
+                else:
+                    text = record.get(text_column) if text_column else None
+                    fields.update(tokens=_tokens(values["tokens"]), text=None if _missing(text) else str(text), min_k=min_k)
+                keys.append((int(record["item_index"]), str(record["item_id"]), experiment["name"], str(spec["name"])))
+                inputs.append(ProbeInput(**fields))
+    frame = pd.DataFrame(keys, columns=["item_index", "item_id", "experiment", "probe"])
+    frame["item_index"] = frame["item_index"].astype(np.int32)
+    return PlanProbes(keys=frame, inputs=inputs)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_checkpoint(checkpoint_dir: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """A ``litgpt.model.GPT`` in eval mode from ``lit_model.pth`` + ``model_config.yaml``."""
+    from litgpt.config import Config
+    from litgpt.model import GPT
+
+    checkpoint_dir = Path(checkpoint_dir)
+    for name in ("model_config.yaml", "lit_model.pth"):
+        if not (checkpoint_dir / name).is_file():
+            raise InputError(checkpoint_dir, name, "expected a LitGPT checkpoint directory (lit_model.pth + model_config.yaml)")
+    device = resolve_device(device)
+    config = Config.from_file(checkpoint_dir / "model_config.yaml")
+    with torch.device(device):
+        model = GPT(config)
+    state = torch.load(checkpoint_dir / "lit_model.pth", map_location=device, weights_only=True)
+    # litgpt's own checkpoints nest the weights under "model"
+    state = state.get("model", state)
+    model.load_state_dict(state)
+    return model.to(dtype=dtype).eval()
+
+
+def scores_frame(table: pa.Table) -> pd.DataFrame:
+    """The pandas view of a scores table: nullable ints and bools, NaN floats, lists as arrays."""
+    mapping = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+    frame = table.to_pandas(types_mapper=mapping.get)
+    frame["item_index"] = frame["item_index"].astype(np.int32)
+    frame["step"] = frame["step"].astype(np.int64)
+    return frame
+
+
+def scores_table(frame: pd.DataFrame) -> pa.Table:
+    table = pa.Table.from_pandas(frame[SCORES_SCHEMA.names], schema=SCORES_SCHEMA, preserve_index=False)
+    return table.replace_schema_metadata(None)
+
+
+def _score_rows(plan_probes_: PlanProbes, rows: list[dict[str, Any]], step: int) -> pd.DataFrame:
+    columns: dict[str, list[Any]] = {name: [] for name in SCORES_SCHEMA.names if name not in KEY_COLUMNS}
+    for row in rows:
+        for name, values in columns.items():
+            value = row.get(name)
+            values.append(None if value is None or (isinstance(value, float) and math.isnan(value)) else value)
+    keys = plan_probes_.keys
+    data = {
+        "item_index": pa.array(keys["item_index"].to_numpy(), pa.int32()),
+        "item_id": pa.array(keys["item_id"].tolist(), pa.string()),
+        "experiment": pa.array(keys["experiment"].tolist(), pa.string()),
+        "probe": pa.array(keys["probe"].tolist(), pa.string()),
+        "step": pa.array(np.full(len(keys), step, dtype=np.int64), pa.int64()),
+    }
+    for name, values in columns.items():
+        field = SCORES_SCHEMA.field(name)
+        if pa.types.is_floating(field.type):
+            # floats keep NaN as NaN (not null): "does not apply" and "undefined" read alike
+            values = [math.nan if v is None else float(v) for v in values]
+        data[name] = pa.array(values, field.type)
+    return scores_frame(pa.Table.from_pydict(data, schema=SCORES_SCHEMA))
+
+
+def _check_block_size(probes: PlanProbes, model, checkpoint_dir: Path) -> None:
+    limit = model.max_seq_length
+    for (item_id, probe), needed in zip(probes.keys[["item_id", "probe"]].itertuples(index=False), map(required_context, probes.inputs)):
+        if needed > limit:
+            raise InputError(
+                checkpoint_dir / "model_config.yaml",
+                "block_size",
+                f"expected at least {needed} tokens to score {item_id} with probe {probe!r}, got {limit}",
+            )
+
+
+def score_checkpoint(
+    plan: Plan,
+    checkpoint_dir: str | Path,
+    *,
+    step: int,
+    device: str | torch.device = "cpu",
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    dtype: torch.dtype = torch.float32,
+    probes: PlanProbes | None = None,
+) -> pd.DataFrame:
+    """Every probe of every experiment of ``plan`` on one checkpoint, as the long scores table.
+
+    Deterministic on a given device: batches depend only on the plan and ``batch_tokens``.
+    ``probes`` lets ``score_run`` resolve the plan once for all checkpoints.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    probes = plan_probes(plan) if probes is None else probes
+    model = load_checkpoint(checkpoint_dir, device=device, dtype=dtype)
+    _check_block_size(probes, model, checkpoint_dir)
+    rows = score_probes(model, probes.inputs, eos_id=int(plan.meta["corpus"]["eos_id"]), batch_tokens=batch_tokens)
+    return _score_rows(probes, rows, step)
+
+
+def checkpoint_dirs(run_dir: str | Path) -> dict[int, Path]:
+    """``{step: RUN/checkpoints/step-XXXXXXXX}`` for every checkpoint with weights, by step."""
+    found = {}
+    for weights in Path(run_dir).glob("checkpoints/step-*/lit_model.pth"):
+        match = _STEP_DIR.match(weights.parent.name)
+        if match:
+            found[int(match.group(1))] = weights.parent
+    return dict(sorted(found.items()))
+
+
+def scores_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "scores" / f"step-{step:08d}.parquet"
+
+
+def open_run_plan(run_dir: str | Path) -> Plan:
+    """The plan a run was trained from; InputError unless its hash matches ``run.json``."""
+    run_dir = Path(run_dir)
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        raise InputError(run_dir, "run.json", "expected a run directory (made by designkit train)")
+    try:
+        meta = json.loads(run_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(run_file, None, f"expected JSON ({exc.msg})") from None
+    for name in ("plan_path", "plan_hash"):
+        if not isinstance(meta.get(name), str):
+            raise InputError(run_file, name, f"expected a string, got {meta.get(name)!r}")
+    plan_path = Path(meta["plan_path"])
+    if not plan_path.is_absolute():
+        plan_path = run_dir / plan_path
+    plan = Plan.open(plan_path)
+    if plan.hash != meta["plan_hash"]:
+        raise InputError(
+            run_file,
+            "plan_hash",
+            f"expected the plan at {plan_path} to have hash {meta['plan_hash'][:12]}…, got {plan.hash[:12]}… (the plan changed after training)",
+        )
+    return plan
+
+
+def score_run(
+    run_dir: str | Path,
+    *,
+    steps: Iterable[int] | None = None,
+    force: bool = False,
+    device: str | torch.device = "auto",
+    show_progress: bool = True,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+) -> list[Path]:
+    """Write ``RUN/scores/step-XXXXXXXX.parquet`` for each checkpoint that lacks it (all with ``force``).
+
+    ``steps`` restricts scoring to those checkpoints (default: all). Returns the files
+    written by this call, by step. Each file is written atomically.
+    """
+    run_dir = Path(run_dir)
+    plan = open_run_plan(run_dir)
+    checkpoints = checkpoint_dirs(run_dir)
+    if not checkpoints:
+        raise InputError(run_dir, "checkpoints", "expected at least one checkpoints/step-XXXXXXXX/lit_model.pth (train first)")
+    if steps is not None:
+        wanted = sorted({int(s) for s in steps})
+        missing = [s for s in wanted if s not in checkpoints]
+        if missing:
+            raise InputError(run_dir, "checkpoints", f"expected checkpoints for steps {missing}, found steps {list(checkpoints)}")
+        checkpoints = {s: checkpoints[s] for s in wanted}
+    todo = {s: d for s, d in checkpoints.items() if force or not scores_path(run_dir, s).is_file()}
+    if not todo:
+        return []
+    device = resolve_device(device)
+    probes = plan_probes(plan)
+    progress = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=len(todo), desc="scoring checkpoints", unit="ckpt")
+    written = []
+    try:
+        for step, directory in todo.items():
+            frame = score_checkpoint(plan, directory, step=step, device=device, batch_tokens=batch_tokens, probes=probes)
+            target = scores_path(run_dir, step)
+            with atomic_path(target) as tmp:
+                pq.write_table(scores_table(frame), tmp, compression="zstd")
+            written.append(target)
+            if progress is not None:
+                progress.update(1)
+    finally:
+        if progress is not None:
+            progress.close()
+    return written
+
+
+def read_scores(run_dir: str | Path) -> pd.DataFrame:
+    """All ``RUN/scores/step-*.parquet`` files as one table, ordered by step."""
+    files = sorted((Path(run_dir) / "scores").glob("step-*.parquet"))
+    if not files:
+        raise InputError(run_dir, "scores", "expected scores/step-XXXXXXXX.parquet files (run scoring first)")
+    return scores_frame(pa.concat_tables([pq.read_table(f, schema=SCORES_SCHEMA) for f in files]))
