@@ -1,0 +1,115 @@
+"""The model: a ``litgpt.model.GPT`` from the plan's resolved config, or a checkpoint's weights.
+
+Also the embedding-noise hook for ``noise`` edits (Gaussian watermarks, GW): seeded
+Gaussian noise added to the input embeddings of exactly the sequences the plan names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from litgpt.config import Config
+from litgpt.model import GPT, CausalSelfAttention, LLaMAMLP
+from litgpt.utils import reset_parameters
+
+from designkit.errors import InputError
+
+
+def plan_config(plan) -> Config:
+    """The plan's model config; for continual pretraining it must still match the checkpoint's."""
+    model = plan.meta["model"]
+    config = Config(**model["config"])
+    checkpoint = model.get("checkpoint")
+    if checkpoint:
+        path = Path(checkpoint) / "model_config.yaml"
+        if not (Path(checkpoint) / "lit_model.pth").is_file() or not path.is_file():
+            raise InputError(checkpoint, "lit_model.pth", "expected the LitGPT checkpoint the plan continues from (lit_model.pth + model_config.yaml)")
+        theirs = _jsonable(dataclasses.asdict(Config.from_file(path)))
+        if theirs != _jsonable(model["config"]):
+            raise InputError(path, None, "expected the same model config as when the plan was made (the checkpoint changed)")
+    return config
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def initialize_weights(model: GPT, n_layer: int, n_embd: int, *, materialize: bool) -> None:
+    """GPT-NeoX initialization (Black et al. 2022), exactly as ``litgpt.pretrain.initialize_weights``.
+
+    With ``materialize=False`` (FSDP) only the ``reset_parameters`` hooks are set; FSDP calls
+    them when it materializes each shard.
+    """
+
+    def init_weights(module: nn.Module, std: float) -> None:
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+
+    for mod in model.modules():
+        if isinstance(mod, (nn.Embedding, nn.Linear)):
+            mod.reset_parameters = partial(init_weights, mod, std=math.sqrt(2.0 / 5 / n_embd))
+    # a separate loop because `mod.proj` below is an nn.Linear too
+    for mod in model.modules():
+        if isinstance(mod, (LLaMAMLP, CausalSelfAttention)):
+            mod.proj.reset_parameters = partial(init_weights, mod.proj, std=(1 / math.sqrt(n_embd) / n_layer))
+    if materialize:
+        reset_parameters(model)
+
+
+def build_model(fabric, config: Config, seq_len: int, seed: int, *, sharded: bool) -> GPT:
+    """A freshly initialised GPT, identical on every rank (seeded before init)."""
+    fabric.seed_everything(seed, verbose=False)
+    with fabric.init_module(empty_init=sharded):
+        model = GPT(config)
+    initialize_weights(model, config.n_layer, config.n_embd, materialize=not sharded)
+    model.max_seq_length = seq_len  # rope cache for the run's sequences only
+    return model
+
+
+def raw_gpt(model: nn.Module) -> GPT:
+    """The GPT inside Fabric's and torch.compile's wrappers."""
+    module = getattr(model, "module", model)
+    return getattr(module, "_orig_mod", module)
+
+
+def noise_tensor(seed: int, std: float, seq_len: int, n_embd: int) -> torch.Tensor:
+    """The noise of one sequence: a function of (seed, std, shape) only, the same on every device."""
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    return torch.randn(seq_len, n_embd, generator=generator) * float(std)
+
+
+@contextlib.contextmanager
+def embedding_noise(model: nn.Module, rows: np.ndarray, seeds: np.ndarray, stds: np.ndarray) -> Iterator[None]:
+    """Add seeded Gaussian noise to the token embeddings of ``rows`` of the next forward pass.
+
+    A no-op (no hook registered) when no row of the micro-batch has a noise edit, so
+    runs without GW experiments pay nothing. With torch.compile the hook triggers a
+    recompile of the few noisy steps' graph; GW runs are expected to be small.
+    """
+    if len(rows) == 0:
+        yield
+        return
+    embedding = raw_gpt(model).transformer.wte
+
+    def add_noise(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        seq_len, n_embd = output.shape[1], output.shape[2]
+        noise = torch.stack([noise_tensor(s, d, seq_len, n_embd) for s, d in zip(seeds, stds)])
+        index = torch.as_tensor(rows, device=output.device)
+        return output.index_add(0, index, noise.to(device=output.device, dtype=output.dtype))
+
+    handle = embedding.register_forward_hook(add_noise)
+    try:
+        yield
+    finally:
+        handle.remove()

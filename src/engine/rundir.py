@@ -1,0 +1,83 @@
+"""The RUN dir's identity: ``run.json``, and the rules for starting, resuming or replacing a run.
+
+``check`` is read-only and runs on rank 0 before any process is launched, so a refused
+run dir exits with code 2 before anything is spawned or written. ``initialize`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import designkit
+from designkit import atomic_files
+from designkit.errors import InputError
+
+FORMAT = "designkit-run/1"
+RUN_FILE = "run.json"
+
+Mode = Literal["fresh", "resume", "replace"]
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, None, f"expected a readable run.json ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise InputError(path, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
+    return meta
+
+
+def check(run_dir: Path, plan_hash: str, *, resume: bool, force: bool) -> Mode:
+    """How to treat ``run_dir``; InputError if it must be left alone."""
+    run_dir = Path(run_dir)
+    if resume and force:
+        raise InputError(run_dir, None, "expected at most one of --resume and --force")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(run_dir, None, "expected a directory for the run, found a file")
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return "fresh"
+    has_run = (run_dir / RUN_FILE).is_file()
+    if resume:
+        if not has_run:
+            raise InputError(run_dir, None, "expected a run directory (with run.json) to resume, or an empty one")
+        meta = read_run_json(run_dir)
+        if meta.get("plan_hash") != plan_hash:
+            raise InputError(
+                run_dir / RUN_FILE, "plan_hash", f"expected a run of this plan ({plan_hash[:12]}…), the run dir was trained from {str(meta.get('plan_hash'))[:12]}…"
+            )
+        return "resume"
+    if force:
+        if not has_run:
+            raise InputError(run_dir, None, "expected a designkit run directory (with run.json) to replace; refusing to delete another directory")
+        return "replace"
+    raise InputError(run_dir, None, "expected an empty or new run directory (use --resume to continue this run or --force to replace it)")
+
+
+def initialize(run_dir: Path, mode: Mode, plan, settings: dict[str, Any], resume_step: int | None) -> None:
+    """Create (or reopen) the run dir and record what trains in it. Rank 0 only."""
+    run_dir = Path(run_dir)
+    if mode == "replace":
+        for child in run_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if mode == "resume":
+        meta = read_run_json(run_dir)
+        meta.setdefault("resumes", []).append({"from_step": resume_step, **settings})
+    else:
+        meta = {
+            "format": FORMAT,
+            "plan_hash": plan.hash,
+            "plan_path": str(Path(plan.path).resolve()),
+            "designkit_version": designkit.__version__,
+            **settings,
+            "resumes": [],
+        }
+    atomic_files.write_json(run_dir / RUN_FILE, meta)
