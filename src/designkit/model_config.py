@@ -18,10 +18,15 @@ import yaml
 
 from designkit.errors import InputError
 
+LITGPT_DEFAULT_BLOCK_SIZE = 4096  # litgpt.config.Config.block_size
+
 
 @functools.cache
 def _config_module():
-    spec = importlib.util.find_spec("litgpt")
+    try:
+        spec = importlib.util.find_spec("litgpt")
+    except (ImportError, ValueError):
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "config.py"
@@ -68,6 +73,10 @@ def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) 
             kwargs.setdefault("vocab_size", vocab_size)
             kwargs.setdefault("padded_vocab_size", vocab_size)
         kwargs.setdefault("name", "designkit")
+        if _config_module() is None:
+            # a planning host without litgpt: keep the kwargs; the engine's Config fills the rest
+            kwargs.setdefault("block_size", LITGPT_DEFAULT_BLOCK_SIZE)
+            return kwargs
         config = _build(kwargs, file, "run.model.config")
     elif model.name is not None:
         Config = _config_class(file, "run.model.name")
@@ -87,18 +96,18 @@ def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) 
 def block_size(model: Any, file: str | Path | None = None) -> int | None:
     if model.checkpoint is not None:
         return checkpoint_config(model.checkpoint, file).get("block_size")
-    if _config_module() is None:
+    if model.name is not None and _config_module() is None:
         return None
     return resolve(model, None, file)["block_size"]
 
 
 def parameter_count(config: dict[str, Any]) -> int:
     """Approximate non-embedding + embedding parameters of a dense LitGPT GPT (for FLOPs and reports)."""
-    n_embd, n_layer = config["n_embd"], config["n_layer"]
-    vocab = config["padded_vocab_size"]
-    head = config["head_size"]
-    q_groups = config.get("n_query_groups") or config["n_head"]
-    attn = n_embd * head * (config["n_head"] + 2 * q_groups) + config["n_head"] * head * n_embd
+    n_embd, n_layer, n_head = config["n_embd"], config["n_layer"], config["n_head"]
+    vocab = config.get("padded_vocab_size") or config["vocab_size"]
+    head = config.get("head_size") or n_embd // n_head
+    q_groups = config.get("n_query_groups") or n_head
+    attn = n_embd * head * (n_head + 2 * q_groups) + n_head * head * n_embd
     inter = config.get("intermediate_size") or 4 * n_embd
-    mlp = (3 if config["mlp_class_name"] in ("LLaMAMLP", "GemmaMLP") else 2) * n_embd * inter
+    mlp = (3 if config.get("mlp_class_name") in ("LLaMAMLP", "GemmaMLP") else 2) * n_embd * inter
     return n_layer * (attn + mlp) + 2 * vocab * n_embd

@@ -55,12 +55,28 @@ def _draw_sequences(lo, width, dose, repetition, phase, rng) -> np.ndarray:
     return lo + np.minimum(np.floor(position).astype(np.int64), width - 1)
 
 
+def _order_by(major: np.ndarray, minor: np.ndarray, minor_bound: int) -> np.ndarray:
+    """Indices sorting by (major, minor) for non-negative ints: one argsort of a packed key.
+
+    Sorting 10M rows this way is several times faster than ``np.lexsort`` on two keys.
+    """
+    shift = max(1, int(minor_bound - 1).bit_length())
+    if len(major) and int(major.max()) >= 1 << (62 - shift):
+        return np.lexsort((minor, major))
+    return np.argsort((major.astype(np.int64) << shift) | minor.astype(np.int64), kind="stable")
+
+
+def _random_order_within(seq: np.ndarray, rng) -> np.ndarray:
+    """Sort by sequence, in random order inside each sequence."""
+    return _order_by(seq, rng.integers(0, 1 << 20, len(seq)), 1 << 20)
+
+
 def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, blocked: np.ndarray, rng) -> np.ndarray:
     """Mask of placements to redraw: in a blocked sequence, or past a full sequence's capacity."""
     redraw = np.zeros(len(seq), dtype=bool)
     if len(blocked):
         redraw |= np.isin(seq, blocked)
-    order = np.lexsort((rng.random(len(seq)), seq))
+    order = _random_order_within(seq, rng)
     seq_sorted = seq[order]
     fp_sorted = footprint[order].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, seq_sorted[1:] != seq_sorted[:-1]])
@@ -74,7 +90,7 @@ def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, blocked: 
 def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, rng) -> np.ndarray:
     """Random non-overlapping offsets for placements that fit their sequences."""
     n = len(seq)
-    order = np.lexsort((rng.random(n), seq))  # random order of insertions inside each sequence
+    order = _random_order_within(seq, rng)
     seq_o = seq[order]
     fp_o = footprint[order].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, seq_o[1:] != seq_o[:-1]])
@@ -86,7 +102,7 @@ def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, rng) -> 
     # sorted uniform gap points in [0, free] give a uniform random composition of the free space
     gaps = np.floor(rng.random(n) * (free + 1)).astype(np.int64)
     group = np.repeat(np.arange(len(starts)), sizes)
-    gaps_sorted = gaps[np.lexsort((gaps, group))]
+    gaps_sorted = gaps[_order_by(group, gaps, seq_len + 1)]
     offsets = np.empty(n, dtype=np.int64)
     offsets[order] = gaps_sorted + before
     return offsets
@@ -143,7 +159,7 @@ def place_insertions(
         raise InputError(None, "arms", f"expected room for every insertion; windows are too crowded after {MAX_REDRAW_ROUNDS} redraws (lower doses or widen windows)")
 
     offsets = _pack_offsets(seq, footprint, seq_len, rng)
-    chronological = np.lexsort((seq, owner))  # owner is sorted, so this orders each item's repetitions in time
+    chronological = _order_by(owner, seq, n_sequences)  # each item's repetitions in time order
     repetition = np.empty_like(repetition)
     repetition[chronological] = np.arange(len(owner)) - np.repeat(np.cumsum(dose) - dose, dose)
     frame = pd.DataFrame(
@@ -155,8 +171,8 @@ def place_insertions(
             "repetition": repetition.astype(np.int32),
         }
     )
-    order = np.lexsort((frame["offset"].to_numpy(), frame["global_seq"].to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
+    order = _order_by(frame["global_seq"].to_numpy(), frame["offset"].to_numpy(), seq_len)
+    return frame.take(order).reset_index(drop=True)
 
 
 def check_placements(placements: pd.DataFrame, *, seq_len: int, n_sequences: int) -> str | None:
@@ -164,14 +180,13 @@ def check_placements(placements: pd.DataFrame, *, seq_len: int, n_sequences: int
     seq = placements["global_seq"].to_numpy()
     off = placements["offset"].to_numpy().astype(np.int64)
     n = placements["n_tokens"].to_numpy().astype(np.int64)
-    edit = placements["edit"].astype(str).to_numpy() if "edit" in placements else np.full(len(seq), "insert")
     if len(seq) == 0:
         return None
+    inserts = (placements["edit"] == "insert").to_numpy() if "edit" in placements else np.ones(len(seq), dtype=bool)
     if (seq < 0).any() or (seq >= n_sequences).any():
         return "global_seq outside the run"
     if np.any((seq[1:] < seq[:-1]) | ((seq[1:] == seq[:-1]) & (off[1:] < off[:-1]))):
         return "rows not sorted by (global_seq, offset)"
-    inserts = edit == "insert"
     if (off[inserts] < 0).any() or (off[inserts] + n[inserts] > seq_len).any():
         return "an insertion straddles its sequence"
     same = seq[1:] == seq[:-1]

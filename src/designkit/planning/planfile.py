@@ -192,7 +192,9 @@ class Plan:
 
     def items(self) -> pd.DataFrame:
         if "items" not in self._cache:
-            self._cache["items"] = pd.read_parquet(self.path / "items.parquet")
+            items = pd.read_parquet(self.path / "items.parquet")
+            items["gold"] = items["gold"].astype("Int32")  # nullable: only multiple-choice items have one
+            self._cache["items"] = items
         return self._cache["items"]
 
     def placements(self) -> pd.DataFrame:

@@ -1,0 +1,68 @@
+"""Planning at pretraining scale: 10 million placements for a 210B-token geometry.
+
+seq_len 4096 × global_batch 512 × 100k steps = 51.2M sequences (210B tokens). 100k items of
+20–400 tokens with dose 100 each give 10M insertions (~2% of the tokens). Prints the wall
+time and peak memory of placement plus writing and re-reading the placements table, and the
+ratio to the targets (60 s, 4 GB). Run: python benchmarks/plan_scale.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from designkit.planning.placement import InsertionRequest, check_placements, place_insertions
+from designkit.planning.planfile import PLACEMENTS_SCHEMA, _write_parquet
+
+TARGET_SECONDS = 60.0
+TARGET_BYTES = 4 * 1024**3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--dose", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100_000)
+    args = parser.parse_args()
+    seq_len, global_batch = 4096, 512
+    n_sequences = args.steps * global_batch
+    rng = np.random.default_rng(0)
+    request = InsertionRequest(
+        item_index=np.arange(args.items, dtype=np.int32),
+        footprint=rng.integers(20, 400, args.items),
+        dose=np.full(args.items, args.dose),
+        window_lo=np.zeros(args.items, dtype=np.int64),
+        window_hi=np.full(args.items, n_sequences),
+    )
+    start = time.perf_counter()
+    placements = place_insertions(request, n_sequences=n_sequences, seq_len=seq_len, rng=np.random.default_rng(1))
+    placed = time.perf_counter()
+    placements["edit"] = pd.Categorical(np.full(len(placements), "insert"), categories=["insert", "remove", "noise"])
+    item_ids = pd.Index([f"exp/{i:06d}" for i in range(args.items)])
+    placements["item_id"] = pd.Categorical.from_codes(placements["item_index"].to_numpy(), categories=item_ids)
+    placements["reserve_seq"] = np.int64(-1)
+    placements["noise_seed"] = np.int64(-1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "placements.parquet"
+        _write_parquet(placements[PLACEMENTS_SCHEMA.names], path, PLACEMENTS_SCHEMA)
+        written = time.perf_counter()
+        size = path.stat().st_size
+        back = pd.read_parquet(path, columns=["global_seq", "offset", "n_tokens", "edit"])
+        problem = check_placements(back, seq_len=seq_len, n_sequences=n_sequences)
+    done = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    total = done - start
+    print(f"placements: {len(placements):,} in {n_sequences:,} sequences ({n_sequences * seq_len / 1e9:.0f}B tokens), invariants: {problem or 'hold'}")
+    print(f"place {placed - start:.1f} s, write {written - placed:.1f} s ({size / 1e6:.0f} MB), read+check {done - written:.1f} s")
+    print(f"total {total:.1f} s = {total / TARGET_SECONDS:.2f} of the {TARGET_SECONDS:.0f} s target")
+    print(f"peak memory {peak / 1e9:.2f} GB = {peak / TARGET_BYTES:.2f} of the 4 GB target")
+
+
+if __name__ == "__main__":
+    main()
