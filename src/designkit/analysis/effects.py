@@ -115,8 +115,8 @@ class Effect:
     note: str = ""
 
     @classmethod
-    def from_comparison(cls, comparison: Comparison, **labels: object) -> Effect:
-        return cls(**dataclasses.asdict(comparison), **labels)  # type: ignore[arg-type]
+    def from_comparison(cls, result: Comparison, /, **labels: object) -> Effect:
+        return cls(**dataclasses.asdict(result), **labels)  # type: ignore[arg-type]
 
 
 def compare_binary(treated: np.ndarray, control: np.ndarray, alpha: float = 0.05) -> Comparison:
