@@ -410,14 +410,14 @@ def greedy_decode(model: torch.nn.Module, requests: Sequence[GreedyRequest], *, 
             batches.append([i])
         else:
             batch.append(i)
-    max_input = max(requests[i].input_length for i in work)
-    _check_context(model, max_input)
+    _check_context(model, max(requests[i].input_length for i in work))
     with torch.inference_mode():
-        model.set_kv_cache(batch_size=max(len(b) for b in batches), max_seq_length=max(max_input, 1), device=device, dtype=dtype)
         try:
             for batch in batches:
                 prompt_len = len(requests[batch[0]].prompt)
                 n_new = max(requests[i].n_new for i in batch)
+                # sized per batch, so the cache never exceeds the batch's token budget
+                model.set_kv_cache(batch_size=len(batch), max_seq_length=prompt_len + n_new - 1, device=device, dtype=dtype)
                 idx = torch.tensor([requests[i].prompt for i in batch], dtype=torch.int64, device=device)
                 out = torch.empty(len(batch), n_new, dtype=torch.int64, device=device)
                 logits = model(idx, input_pos=torch.arange(prompt_len, device=device), input_pos_maxp1=prompt_len)
