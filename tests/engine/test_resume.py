@@ -1,0 +1,76 @@
+"""Kill -9 mid-run, resume: the final weights and the applied log equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from engine import checkpoint
+from training_runs import HERE, engine_env, make_engine_plan, make_trained_run, run_engine
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def engine_plan(tmp_path_factory, tiny_corpus):
+    return make_engine_plan(tmp_path_factory, tiny_corpus)
+
+
+def _losses(run_dir):
+    with (run_dir / "metrics.csv").open() as fh:
+        return [(int(r["step"]), r["loss"], r["lr"], r["injected_share"]) for r in csv.DictReader(fh)]
+
+
+def _kill_after_first_checkpoint(plan, run_dir, timeout=240.0):
+    """Start a slowed-down training process and SIGKILL it once it is past checkpoint 10."""
+    command = [sys.executable, str(HERE / "slow_engine_main.py"), "0.15", "train", str(plan), "--out", str(run_dir), "--no-progress"]
+    proc = subprocess.Popen(command, env=engine_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    # a log chunk that starts at step 10 exists only after checkpoint 10 and before the run ends
+    marker = run_dir / "applied" / "part-00000010-00000014-r00000.parquet"
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the run never reached checkpoint 10")
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.returncode
+
+
+def test_kill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tmp_path_factory, engine_plan):
+    run = tmp_path / "run"
+    assert _kill_after_first_checkpoint(engine_plan, run) == -signal.SIGKILL
+    last = checkpoint.latest_checkpoint(run)
+    assert last is not None and 10 <= last < 40
+    assert not (run / "applied.parquet").exists()
+
+    resumed = run_engine(engine_plan, "--out", run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    reference = make_trained_run(tmp_path_factory, engine_plan)  # one process, never interrupted
+
+    for step in (last, 40):
+        ours = torch.load(checkpoint.step_dir(run, step) / "lit_model.pth", weights_only=True)
+        theirs = torch.load(checkpoint.step_dir(reference, step) / "lit_model.pth", weights_only=True)
+        assert ours.keys() == theirs.keys()
+        for name in theirs:
+            assert torch.equal(ours[name], theirs[name]), f"{name} differs at step {step}"
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "applied.parquet"), pd.read_parquet(reference / "applied.parquet"))
+    assert _losses(run) == _losses(reference)
