@@ -16,6 +16,7 @@ from engine.probes import (
     SpanRequest,
     greedy_columns,
     greedy_decode,
+    greedy_decode_reference,
     min_k_count,
     min_k_mean,
     multiple_choice_columns,
@@ -268,8 +269,6 @@ def test_batched_greedy_with_kv_cache_equals_full_recompute(gpt):
     rng = np.random.default_rng(7)
     requests = [GreedyRequest((EOS, *rng.integers(1, 40, size=int(rng.integers(0, 6))).tolist()), int(rng.integers(1, 20)))
                 for _ in range(30)]
-    from engine.probes import greedy_decode_reference
-
     batched = greedy_decode(gpt, requests, batch_tokens=64)
     for request, got in zip(requests, batched):
         np.testing.assert_array_equal(got, greedy_decode_reference(gpt, request))
