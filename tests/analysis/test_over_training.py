@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from designkit.analysis import (
@@ -76,8 +77,6 @@ def test_continuous_window_contrast_uses_welch(window_frame):
 def test_window_contrasts_join_the_exploratory_family(window_frame):
     contrasts = window_contrasts_table(window_frame, [SPEC])
     assert len(contrasts) == 2  # two outcomes, one pair, final step
-    import pandas as pd
-
     table = pd.concat([effects_table(window_frame, [SPEC]), contrasts], ignore_index=True)
     adjusted = adjust(table.assign(family=""), "holm")
     assert (adjusted.loc[adjusted["comparison"] == "window_contrast", "family"] == "exploratory").all()

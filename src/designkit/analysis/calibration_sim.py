@@ -120,7 +120,7 @@ def run_calibration(
     sizes: Sequence[int] = (30, 100),
     glm_sizes: Sequence[int] | None = None,
     bootstrap: bool = False,
-    bootstrap_resamples: int = 1999,
+    bootstrap_resamples: int = 999,
 ) -> pd.DataFrame:
     """Run every calibration check; one row per `CalibrationCheck`.
 
