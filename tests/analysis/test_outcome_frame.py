@@ -32,3 +32,18 @@ def test_missing_outcome_column_is_reported():
                            "correct": [True]})
     with pytest.raises(ValueError, match="'margin'"):
         long_outcome_frame(items, scores, [SPEC])
+
+
+def test_contrast_outcome_subtracts_the_other_probe_per_item_and_step():
+    spec = ExperimentSpec("qa", "control", (
+        OutcomeSpec("gold", "continuous", primary=True, probe="gold", column="logprob_per_token"),
+        OutcomeSpec("recall", "continuous", probe="gold", column="logprob_per_token", minus_probe="unrelated"),
+    ))
+    items = pd.DataFrame({"item_index": [0, 1], "arm": ["control", "x4"], "dose": [0, 4], "inserted": [False, True]})
+    scores = pd.DataFrame({
+        "item_index": [0, 1, 1, 0], "experiment": "qa", "probe": ["gold", "gold", "unrelated", "unrelated"],
+        "step": 5, "logprob_per_token": [-2.0, -1.0, -3.5, -2.25],
+    })
+    frame = long_outcome_frame(items, scores, [spec])
+    recall = frame.query("outcome == 'recall'").sort_values("item_index")
+    assert recall["value"].tolist() == [0.25, 2.5]

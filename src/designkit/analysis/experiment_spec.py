@@ -32,6 +32,8 @@ class OutcomeSpec:
     """Direction a real effect moves the outcome (+1 or -1); tests stay two-sided."""
     baseline: float | None = None
     """Expected control-arm mean where known (binary: a rate), used for power in natural units."""
+    minus_probe: str | None = None
+    """If set, the outcome is `column` of `probe` minus the same column of this probe, per item."""
 
     def __post_init__(self) -> None:
         if self.type not in OUTCOME_TYPES:
@@ -91,6 +93,7 @@ class ExperimentSpec:
                 column=str(o.get("column", "")),
                 expected_sign=int(o.get("expected_sign", 1)),
                 baseline=None if o.get("baseline") is None else float(o["baseline"]),
+                minus_probe=o.get("minus_probe"),
             )
             for o in entry.get("outcomes", [])
         )

@@ -50,6 +50,16 @@ def long_outcome_frame(
                 "outcome": outcome.name,
                 "value": rows[outcome.column].astype(float).to_numpy(),
             })
+            if outcome.minus_probe:
+                # a within-item contrast of two probes (e.g. own question vs an unrelated one)
+                other = scores[(scores["experiment"] == spec.name) & (scores["probe"] == outcome.minus_probe)]
+                subtrahend = pd.DataFrame({
+                    "item_index": other["item_index"].to_numpy(),
+                    "step": other["step"].to_numpy(),
+                    "minus": other[outcome.column].astype(float).to_numpy(),
+                })
+                part = part.merge(subtrahend, on=["item_index", "step"], how="inner", validate="one_to_one")
+                part = part.assign(value=part["value"] - part["minus"]).drop(columns="minus")
             parts.append(part.merge(arms, on="item_index", how="left", validate="many_to_one"))
     if not parts:
         return pd.DataFrame(columns=list(LONG_FRAME_COLUMNS))
