@@ -1,0 +1,182 @@
+"""Read side of a RUN dir (docs/formats.md, format ``designkit-run/1``), without torch.
+
+The engine writes run dirs; the analysis only reads them. This module is that reader: it
+checks ``run.json`` once and hands out the checkpoints, metrics, applied log and scores as
+plain pandas frames. It never imports the engine, so a planning or analysis host without
+a GPU stack can read a run copied from the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from designkit.errors import InputError
+
+FORMAT = "designkit-run/1"
+RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
+MODEL_FILE = "lit_model.pth"
+METRICS_FILE = "metrics.csv"
+APPLIED_FILE = "applied.parquet"
+SCORES = "scores"
+
+METRICS_COLUMNS = ("step", "tokens", "loss", "lr", "tokens_per_s", "injected_share")
+APPLIED_COLUMNS = ("step", "rank", "global_seq", "offset", "n_tokens", "item_index", "item_id", "edit")
+SCORE_KEY_COLUMNS = ("item_index", "item_id", "experiment", "probe", "step")
+
+_STEP_DIR = re.compile(r"^step-(\d{8})$")
+_SCORES_FILE = re.compile(r"^step-(\d{8})\.parquet$")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A RUN dir whose ``run.json`` was read and checked; the other files are read on demand."""
+
+    path: Path
+    meta: dict[str, Any]
+    """``run.json`` as written by ``designkit train``."""
+    plan_hash: str
+    """The hash of the plan the run was trained from (``run.json`` ``plan_hash``)."""
+    plan_path: Path
+    """The plan dir, resolved against the run dir when ``run.json`` records a relative path."""
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunDir:
+        """Read ``run.json``; InputError unless it is a ``designkit-run/1`` file naming its plan."""
+        path = Path(run_dir)
+        run_file = path / RUN_FILE
+        if not run_file.is_file():
+            raise InputError(path, RUN_FILE, "expected a run directory (made by designkit train)")
+        try:
+            meta = json.loads(run_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(run_file, None, f"expected a readable JSON file ({exc})") from None
+        if not isinstance(meta, dict):
+            raise InputError(run_file, None, f"expected a JSON object, got {type(meta).__name__}")
+        if meta.get("format") != FORMAT:
+            raise InputError(run_file, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
+        for name in ("plan_hash", "plan_path"):
+            if not isinstance(meta.get(name), str) or not meta[name]:
+                raise InputError(run_file, name, f"expected a non-empty string, got {meta.get(name)!r}")
+        plan_path = Path(meta["plan_path"])
+        if not plan_path.is_absolute():
+            plan_path = path / plan_path
+        return cls(path=path, meta=meta, plan_hash=meta["plan_hash"], plan_path=plan_path)
+
+    # checkpoints
+    def checkpoints(self) -> dict[int, Path]:
+        """``{step: checkpoints/step-XXXXXXXX}`` of every complete checkpoint (with weights), by step.
+
+        The engine fills a checkpoint under a temporary name and renames it into place, so
+        a step dir holding ``lit_model.pth`` is complete.
+        """
+        root = self.path / CHECKPOINTS
+        found = {}
+        if root.is_dir():
+            for child in root.iterdir():
+                match = _STEP_DIR.match(child.name)
+                if match and (child / MODEL_FILE).is_file():
+                    found[int(match.group(1))] = child
+        return dict(sorted(found.items()))
+
+    # metrics
+    def metrics(self) -> pd.DataFrame:
+        """``metrics.csv`` (step, tokens, loss, lr, tokens_per_s, injected_share); empty if absent."""
+        file = self.path / METRICS_FILE
+        if not file.is_file():
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in METRICS_COLUMNS})
+        try:
+            frame = pd.read_csv(file)
+        except (OSError, ValueError) as exc:
+            raise InputError(file, None, f"expected a CSV file ({exc})") from None
+        missing = [c for c in METRICS_COLUMNS if c not in frame.columns]
+        if missing:
+            raise InputError(file, ", ".join(missing), f"expected columns {list(METRICS_COLUMNS)}")
+        return frame
+
+    # applied log
+    def has_applied(self) -> bool:
+        return (self.path / APPLIED_FILE).is_file()
+
+    def applied(self) -> pd.DataFrame:
+        """``applied.parquet``: every edit the run applied, ``edit`` and ``item_id`` as plain strings."""
+        if "applied" not in self._cache:
+            file = self.path / APPLIED_FILE
+            if not file.is_file():
+                raise InputError(
+                    self.path, APPLIED_FILE,
+                    "expected the applied log, written when training finishes (finish the run with designkit train PLAN RUN --resume)",
+                )
+            frame = _read_parquet(file)
+            missing = [c for c in APPLIED_COLUMNS if c not in frame.columns]
+            if missing:
+                raise InputError(file, ", ".join(missing), f"expected columns {list(APPLIED_COLUMNS)}")
+            for name in ("edit", "item_id"):
+                frame[name] = frame[name].astype(str)
+            self._cache["applied"] = frame
+        return self._cache["applied"]
+
+    # scores
+    def score_files(self) -> dict[int, Path]:
+        """``{step: scores/step-XXXXXXXX.parquet}`` by step."""
+        root = self.path / SCORES
+        found = {}
+        if root.is_dir():
+            for child in root.iterdir():
+                match = _SCORES_FILE.match(child.name)
+                if match and child.is_file():
+                    found[int(match.group(1))] = child
+        return dict(sorted(found.items()))
+
+    def scores(self, steps: list[int] | None = None) -> pd.DataFrame:
+        """The scores of ``steps`` (default: every scored step) as one long table, by step.
+
+        Nullable ints and bools stay nullable (pandas ``Int32``/``boolean``), floats keep NaN,
+        as in ``engine.score.read_scores``. Each file's ``step`` column must match its name.
+        """
+        files = self.score_files()
+        wanted = list(files) if steps is None else sorted(steps)
+        absent = [s for s in wanted if s not in files]
+        if absent or not wanted:
+            raise InputError(
+                self.path, SCORES,
+                f"expected scores/step-XXXXXXXX.parquet for steps {absent or 'of every checkpoint'} (run designkit score {self.path})",
+            )
+        parts = []
+        for step in wanted:
+            frame = _read_parquet(files[step])
+            missing = [c for c in SCORE_KEY_COLUMNS if c not in frame.columns]
+            if missing:
+                raise InputError(files[step], ", ".join(missing), f"expected score columns {list(SCORE_KEY_COLUMNS)}")
+            if len(frame) and not (frame["step"].astype("int64") == step).all():
+                raise InputError(files[step], "step", f"expected every row to have step {step} as the file name says")
+            parts.append(frame)
+        frame = pd.concat(parts, ignore_index=True)
+        frame["item_index"] = frame["item_index"].astype("int32")
+        frame["step"] = frame["step"].astype("int64")
+        for name in ("item_id", "experiment", "probe"):
+            frame[name] = frame[name].astype(str)
+        return frame
+
+
+_NULLABLE = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def _read_parquet(file: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(file, None, f"expected a readable parquet file ({exc})") from None
+    return table.to_pandas(types_mapper=_NULLABLE.get)
+
+
+__all__ = ["FORMAT", "RunDir"]
