@@ -10,7 +10,7 @@ BPE 4096), same base windows, alternating and repeated runs of:
   (b) the engine on its empty twin (every experiment a placebo: nothing inserted),
   (c) a plain loop equivalent to ``litgpt pretrain`` (benchmarks/reference_loop.py).
 
-Prints the median tokens/s of each (steady state: the first ``--skip`` steps of every run
+Prints the median and best tokens/s of each (steady state: the first ``--skip`` steps of every run
 are excluded) and the ratios a/b (target >= 0.99) and a/c (target >= 0.95). A few minutes
 on 2 CPU cores.
 """
@@ -98,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_ + 1} ({variant}): {value:,.0f} tokens/s", flush=True)
 
     median = {k: statistics.median(v) for k, v in results.items()}
+    best = {k: max(v) for k, v in results.items()}  # noise on a shared machine only ever slows a run down
     print()
-    print("(a) demo-style plan   : " + f"{median['a']:,.0f} tokens/s (median of {args.repeats})")
-    print("(b) empty plan        : " + f"{median['b']:,.0f} tokens/s")
-    print("(c) plain litgpt loop : " + f"{median['c']:,.0f} tokens/s")
-    print(f"a/b = {median['a'] / median['b']:.3f} (target >= 0.99)")
-    print(f"a/c = {median['a'] / median['c']:.3f} (target >= 0.95)")
+    print(f"{'':24s}{'median':>12s}{'best':>12s}   tokens/s over {args.repeats} runs each")
+    for key, label in (("a", "(a) demo-style plan"), ("b", "(b) empty plan"), ("c", "(c) plain litgpt loop")):
+        print(f"{label:24s}{median[key]:12,.0f}{best[key]:12,.0f}")
+    print(f"a/b = {median['a'] / median['b']:.3f} (median), {best['a'] / best['b']:.3f} (best)   target >= 0.99")
+    print(f"a/c = {median['a'] / median['c']:.3f} (median), {best['a'] / best['c']:.3f} (best)   target >= 0.95")
     # the end-to-end ratios carry the machine's noise; the stream's own cost does not
     cost_a, cost_b = stream_seconds_per_batch(plans["a"]), stream_seconds_per_batch(plans["b"])
     step_b = design["run"]["global_batch"] * design["run"]["seq_len"] / median["b"]

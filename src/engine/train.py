@@ -79,6 +79,7 @@ def train(
     fabric = settings.make_fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, precision=precision)
     loop = settings.resolve(plan, fabric.world_size, accelerator)
     edits = PlanEdits.from_plan(plan)
+    config = plan_config(plan)
     mode = rundir.check(run_dir, plan.hash, resume=resume, force=force) if fabric.global_rank == 0 else None
     run_logger = make_logger(logger, run_dir, run_dir.name) if fabric.global_rank == 0 else None
 
@@ -102,16 +103,18 @@ def train(
                 "compile": loop.compile,
             }
             rundir.initialize(run_dir, mode, plan, run_settings, resume_step)
+            if run_logger is not None:
+                run_logger.log_hyperparams({"plan_hash": plan.hash, "plan_path": str(plan.path), **run_settings, **loop.to_json()})
             checkpoint.remove_incomplete(run_dir)
             applied_log.truncate(run_dir, resume_step or 0)
         fabric.barrier()
-        return main(fabric, plan, edits, loop, run_dir, resume_step, run_logger, show_progress and fabric.global_rank == 0)
+        return main(fabric, plan, config, edits, loop, run_dir, resume_step, run_logger, show_progress and fabric.global_rank == 0)
 
 
-def main(fabric, plan: Plan, edits: PlanEdits, loop: settings.LoopSettings, run_dir: Path, resume_step: int | None, run_logger, show_progress: bool) -> TrainSummary:
+def main(fabric, plan: Plan, config, edits: PlanEdits, loop: settings.LoopSettings, run_dir: Path, resume_step: int | None,
+         run_logger, show_progress: bool) -> TrainSummary:  # fmt: skip
     from lightning.fabric.strategies import FSDPStrategy
 
-    config = plan_config(plan)
     model = build_model(fabric, config, loop.seq_len, loop.seed, sharded=isinstance(fabric.strategy, FSDPStrategy))
     if loop.compile:
         model = torch.compile(model)

@@ -251,3 +251,17 @@ def test_embedding_noise_adds_seeded_noise_to_exactly_the_named_rows():
     torch.testing.assert_close(noisy[[0, 2]], clean[[0, 2]], rtol=0, atol=0)
     torch.testing.assert_close(noisy[1] - clean[1], noise_tensor(42, 0.5, 6, 8), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(after, clean, rtol=0, atol=0)  # the hook is gone
+
+
+def test_tensorboard_logs_stay_inside_the_run_dir_and_wandb_needs_its_package(tmp_path, tmp_path_factory, tiny_corpus, monkeypatch):
+    import importlib.util
+
+    plan = make_engine_plan(tmp_path_factory, tiny_corpus, "plan-mb-none", **{"run.steps": 10, "run.max_injected_fraction": 0.5,
+                            "run.training.checkpoints": [10], "run.training.save_initial": False})  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    train(plan, tmp_path / "run", logger="tensorboard", accelerator="cpu", show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(InputError, match="pip install wandb"):
+            train(plan, tmp_path / "run2", logger="wandb", accelerator="cpu", show_progress=False)
