@@ -34,6 +34,8 @@ from engine.permutation import FeistelPermutation
 INSERT, REMOVE, NOISE = 0, 1, 2
 EDIT_NAMES = ("insert", "remove", "noise")
 _STREAM_LABEL = 0x5EED_0F_DA7A  # separates the stream's keys from other uses of the run seed
+WINDOW_BLOCK = 1 << 16  # positions per cached block of the base order (512 KiB)
+_CACHED_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ class InjectingStream:
         self.seed = int(seed)
         self.eos_id = int(eos_id)
         self.edits = edits if edits is not None else PlanEdits.empty()
-        self.payload_tokens = payload_tokens if payload_tokens is not None else np.zeros(0, np.int64)
+        payload_tokens = payload_tokens if payload_tokens is not None else np.zeros(0, np.int64)
+        self.payload_tokens = payload_tokens.view(np.ndarray) if isinstance(payload_tokens, np.memmap) else payload_tokens
         self.payload_index = payload_index if payload_index is not None else np.zeros(1, np.int64)
         self.n_windows = self.train_tokens // self.window
         self.n_reserve_windows = (len(tokens) - self.train_tokens) // self.window
@@ -186,6 +189,8 @@ class InjectingStream:
         self.local_batch = self.global_batch // self.world_size
         self._columns = np.arange(self.window, dtype=np.int64)
         self._perms: dict[int, FeistelPermutation] = {}
+        self._blocks: dict[tuple[int, int], np.ndarray] = {}
+        self._flat_tokens = tokens.view(np.ndarray) if isinstance(tokens, np.memmap) else tokens  # plain fancy indexing
         removed = self.edits.reserve_seq[self.edits.edit == REMOVE]
         if len(removed) and removed.max() >= self.n_reserve_windows:
             raise ValueError(f"a remove edit names reserve window {removed.max()}, the reserve region holds {self.n_reserve_windows}")
@@ -223,18 +228,36 @@ class InjectingStream:
             self._perms[epoch] = FeistelPermutation(self.n_windows, [self.seed, _STREAM_LABEL, epoch])
         return self._perms[epoch]
 
+    def _window_block(self, epoch: int, block: int) -> np.ndarray:
+        """Windows of positions ``[block·B, (block+1)·B)`` of an epoch, B = WINDOW_BLOCK.
+
+        One vectorised Feistel evaluation per block amortises numpy's per-call overhead
+        (a 16-sequence batch alone costs ~0.5 ms); a few cached blocks keep memory O(1).
+        """
+        key = (epoch, block)
+        if key not in self._blocks:
+            lo = block * WINDOW_BLOCK
+            positions = np.arange(lo, min(lo + WINDOW_BLOCK, self.n_windows), dtype=np.int64)
+            if len(self._blocks) >= _CACHED_BLOCKS:
+                self._blocks.pop(next(iter(self._blocks)))
+            self._blocks[key] = self._permutation(epoch)(positions)
+        return self._blocks[key]
+
     def windows(self, seqs: np.ndarray) -> np.ndarray:
         """Training-region window index of each global sequence (before edits)."""
         seqs = np.asarray(seqs, dtype=np.int64)
         epoch, position = np.divmod(seqs, self.n_windows)
+        block, within = np.divmod(position, WINDOW_BLOCK)
+        if len(seqs) and epoch[0] == epoch[-1] and block[0] == block[-1]:  # the usual case: one block
+            return self._window_block(int(epoch[0]), int(block[0]))[within]
         out = np.empty_like(seqs)
-        for e in np.unique(epoch):  # a batch spans at most two epochs
-            mask = epoch == e
-            out[mask] = self._permutation(int(e))(position[mask])
+        for e, b in {(int(e), int(b)) for e, b in zip(epoch, block)}:
+            mask = (epoch == e) & (block == b)
+            out[mask] = self._window_block(e, b)[within[mask]]
         return out
 
     def _gather(self, starts: np.ndarray) -> np.ndarray:
-        return np.asarray(self.tokens[starts[:, None] + self._columns], dtype=np.int64)
+        return self._flat_tokens[starts[:, None] + self._columns].astype(np.int64)
 
     # sequences with edits applied
     def sequences(self, first_seq: int, end_seq: int) -> tuple[np.ndarray, int, int]:

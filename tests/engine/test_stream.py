@@ -193,3 +193,14 @@ def test_stream_is_a_pure_function_of_the_step():
     later = [a.batch(s).tokens for s in (5, 2, 0)]
     np.testing.assert_array_equal(later[0], b.batch(5).tokens)
     np.testing.assert_array_equal(later[2], b.batch(0).tokens)
+
+
+def test_cached_blocks_of_the_base_order_equal_the_permutation(monkeypatch):
+    import engine.stream
+
+    monkeypatch.setattr(engine.stream, "WINDOW_BLOCK", 3)  # many blocks, batches straddling them
+    stream = _stream(np.random.default_rng(8), seq_len=8, global_batch=4, n_windows=10, n_reserve=0, steps=9, with_edits=False)
+    direct = np.concatenate([stream._permutation(e)(np.arange(10)) for e in range(4)])
+    for first in range(0, 36, 4):
+        np.testing.assert_array_equal(stream.windows(np.arange(first, first + 4)), direct[first : first + 4])
+    np.testing.assert_array_equal(stream.windows(np.arange(36)[::-1]), direct[:36][::-1])
