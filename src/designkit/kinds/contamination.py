@@ -5,11 +5,16 @@ Items come from our seeded generator of fictional facts or from an OLMES-style J
 text is the question followed by its gold answer, as in the contamination experiments of
 Bordt et al. (2024, "How much can we forget about data contamination?").
 
-For generated items the distractors of a question are the gold answers of other questions
-in the same arm. Inside an arm every choice was then seen equally often, so ranked-choice
-accuracy and the gold-vs-distractor margin measure recall of the fact, not familiarity with
-the gold name. ``gold_unrelated`` scores the gold answer after another question of the
-same arm: the familiarity-only baseline.
+The primary outcome is the per-token log-prob of the gold answer after its question: the
+score a likelihood-based benchmark reads, and what contamination inflates. Part of that
+inflation is mere familiarity with the answer string, which a contaminated text also
+contains. Two secondary outcomes separate recall from familiarity:
+
+- for generated items the distractors of a question are the gold answers of other
+  questions in the same arm, so inside an arm every choice was seen equally often, and
+  ranked-choice accuracy and the gold-vs-distractor ``margin`` measure recall only;
+- ``recall_contrast`` is the gold log-prob after its own question minus after an unrelated
+  question of the same arm (``gold_unrelated``), a within-item familiarity control.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ _RELATIONS = (
 class ContaminationParams:
     n_choices: int = 4
     """Choices per generated question (gold plus same-arm distractors)."""
-    primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast"] | None = None
-    """Outcome tested in the confirmatory family; default: margin with choices, else gold_logprob."""
+    primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast"] = "gold_logprob"
+    """Outcome tested in the confirmatory family."""
     answer_marker: str = "\nAnswer:"
     """Where a ``text`` record splits into question and answer."""
 
@@ -159,9 +164,11 @@ class Contamination(ExperimentKind):
 
     def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
         has_choices = any(item.choices for item in items)
-        primary = self.params.primary_outcome or ("margin" if has_choices else "gold_logprob")
-        if primary in ("accuracy", "margin", "recall_contrast") and not has_choices:
-            raise InputError(None, "params.primary_outcome", f"expected gold_logprob for items without choices, got {primary!r}")
+        primary = self.params.primary_outcome
+        if primary in ("accuracy", "margin") and not has_choices:
+            raise InputError(None, "params.primary_outcome", f"expected gold_logprob or recall_contrast for items without choices, got {primary!r}")
+        if primary == "recall_contrast" and not any(item.alt_prompt for item in items):
+            raise InputError(None, "params.primary_outcome", "expected gold_logprob: recall_contrast needs generated items (an unrelated question per item)")
         outcomes = [
             OutcomeSpec("gold_logprob", "gold", "logprob_per_token", "continuous", +1, primary == "gold_logprob",
                         description="per-token log-prob of the gold answer after its question"),
@@ -180,7 +187,7 @@ class Contamination(ExperimentKind):
                 OutcomeSpec("gold_logprob_unrelated", "gold_unrelated", "logprob_per_token", "continuous", +1,
                             description="gold answer after an unrelated same-arm question: familiarity alone"),
                 OutcomeSpec("recall_contrast", "gold", "logprob_per_token", "continuous", +1,
-                            minus_probe="gold_unrelated",
+                            primary == "recall_contrast", minus_probe="gold_unrelated",
                             description="gold log-prob after its own minus after an unrelated question: recall beyond familiarity"),
             ]
         return outcomes
