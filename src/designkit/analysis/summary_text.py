@@ -1,0 +1,294 @@
+"""Plain-language paragraphs about each experiment, written from the report's tidy tables.
+
+Every number in a paragraph comes from `ReportTables`; nothing is estimated here. The
+wording follows the verdicts of `report_tables`: a non-significant result is phrased as
+"no detectable change" together with the smallest effect the test could detect (absence
+of evidence is not evidence of absence), and a placebo (A/A) arm, never inserted, is
+phrased as a check of the pipeline rather than as an experiment with an outcome.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from designkit.analysis.dose_response import SLOPE_MODEL, SLOPE_TERM
+from designkit.analysis.effects import VS_CONTROL
+from designkit.analysis.over_training import WINDOW_CONTRAST
+from designkit.analysis.report_tables import (
+    EFFECT_OPPOSITE,
+    NO_CONTROL,
+    NO_EFFECT,
+    NOT_SCORED,
+    NOT_TESTABLE,
+    PLACEBO_EFFECT,
+    ReportTables,
+)
+
+# what one item of a kind is called in prose (singular, plural)
+ITEM_NOUNS: dict[str, tuple[str, str]] = {
+    "contamination": ("question", "questions"),
+    "canary": ("canary", "canaries"),
+    "texts": ("text", "texts"),
+    "verbatim": ("text", "texts"),
+    "knowledge": ("fact", "facts"),
+    "reasoning": ("problem", "problems"),
+}
+
+ADJUSTMENT_NAMES = {
+    "holm": "Holm-adjusted",
+    "fdr_bh": "BH-adjusted (FDR)",
+    "bonferroni": "Bonferroni-adjusted",
+    "hommel": "Hommel-adjusted",
+    "fdr_by": "BY-adjusted (FDR)",
+}
+
+EFFECT_SIZE_SYMBOLS = {"cohen_d": "d", "cohen_h": "h"}
+
+
+def format_p(p: float) -> str:
+    """`3e-8`, `0.0012`, `0.042`, `0.31`, `1`: two significant digits, no false precision."""
+    if p is None or math.isnan(p):
+        return "n/a"
+    if p < 1e-3:
+        mantissa, exponent = f"{p:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    if p >= 0.995:
+        return "1"
+    return f"{p:.2g}"
+
+
+def format_number(x: float, digits: int = 3) -> str:
+    """A number with `digits` significant digits (at most 4 decimals), '–' for NaN."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    x = float(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e5 or abs(x) < 1e-4:
+        return f"{x:.{digits - 1}e}"
+    decimals = max(0, min(4, digits - 1 - int(math.floor(math.log10(abs(x))))))
+    return f"{x:.{decimals}f}"
+
+
+def format_signed(x: float, digits: int = 3) -> str:
+    text = format_number(x, digits)
+    return text if text.startswith("-") or text in ("–", "0") else f"+{text}"
+
+
+def format_ci(low: float, high: float, binary: bool = False) -> str:
+    if binary:
+        return f"{_points(low)} to {_points(high)} pp"
+    return f"{format_number(low)} to {format_number(high)}"
+
+
+def _points(x: float) -> str:
+    return "–" if math.isnan(x) else f"{100 * x:+.1f}"
+
+
+def _percent(x: float) -> str:
+    return "–" if math.isnan(x) else f"{100 * x:.0f}%"
+
+
+def times(dose: int) -> str:
+    return {1: "once", 2: "twice"}.get(int(dose), f"{int(dose)} times")
+
+
+def item_nouns(kind: str) -> tuple[str, str]:
+    return ITEM_NOUNS.get(kind, ("item", "items"))
+
+
+def experiment_paragraphs(tables: ReportTables) -> dict[str, str]:
+    """One paragraph per experiment, keyed by experiment name, in plan order."""
+    return {info["name"]: experiment_paragraph(tables, info) for info in tables.experiments}
+
+
+def experiment_paragraph(tables: ReportTables, info: Mapping[str, Any]) -> str:
+    name = info["name"]
+    if info["verdict"] == NO_CONTROL:
+        return f"Experiment {name} has no control arm, so no treated-vs-control effect was estimated."
+    if info["verdict"] == NOT_SCORED:
+        return f"Experiment {name} has no scores for its primary outcome; nothing was estimated."
+    verdicts = tables.verdicts[tables.verdicts["experiment"] == name]
+    outcome = _outcome(info, info["primary_outcome"])
+    adjusted = ADJUSTMENT_NAMES.get(tables.settings.multiplicity, f"{tables.settings.multiplicity}-adjusted")
+    level = f"{100 * (1 - tables.settings.alpha):g}% CI"
+    if info["placebo"]:
+        sentences = _placebo_sentences(tables, info, verdicts, outcome, adjusted, level)
+    else:
+        sentences = []
+        for i, v in enumerate(verdicts.itertuples(index=False)):
+            sentences.append(_arm_sentence(v, info, _label(outcome, first=i == 0), adjusted, level))
+        sentences += _dose_response_sentences(tables, name, outcome)
+        sentences += _window_sentences(tables, name, outcome, adjusted, level)
+    sentences += _baseline_sentences(tables, name, outcome)
+    sentences += _power_sentences(tables, name, outcome)
+    return " ".join(s for s in sentences if s)
+
+
+def _outcome(info: Mapping[str, Any], outcome_name: str | None) -> dict[str, Any]:
+    for o in info["outcomes"]:
+        if o["name"] == outcome_name:
+            return dict(o)
+    return {"name": outcome_name or "the outcome", "type": "continuous", "description": None}
+
+
+def _label(outcome: Mapping[str, Any], first: bool) -> str:
+    description = outcome.get("description")
+    if first and description:
+        short = str(description).split(";")[0].strip()
+        return f"{outcome['name']} ({short})" if "(" not in short else f"{outcome['name']} – {short} –"
+    return str(outcome["name"])
+
+
+def _window_text(info: Mapping[str, Any], arm: str) -> str:
+    window = (info["arms"].get(arm) or {}).get("window")
+    if not window or tuple(window) == (0.0, 1.0):
+        return ""
+    return f" during {_percent(window[0])}–{_percent(window[1])} of the run"
+
+
+def _change(v: Any, label: str, adjusted: str, level: str) -> str:
+    """`raised X by …` / `did not detectably change X …`, with CI and adjusted p."""
+    binary = v.outcome_type == "binary"
+    es = f"{EFFECT_SIZE_SYMBOLS.get(v.effect_size_name, v.effect_size_name)} = {format_number(v.effect_size, 2)}"
+    stats_text = f"{level} {format_ci(v.ci_low, v.ci_high, binary)}; {adjusted} p = {format_p(v.p_adj)}; {es}"
+    if v.verdict in (NO_EFFECT, NOT_TESTABLE) or v.verdict.startswith("null"):
+        estimate = f"{_points(v.estimate)} pp" if binary else format_signed(v.estimate)
+        return f"did not detectably change {label} (estimate {estimate}; {stats_text})"
+    verb = "raised" if v.estimate > 0 else "lowered"
+    if binary:
+        return (f"{verb} {label} from {_percent(v.control_mean)} to {_percent(v.treated_mean)} "
+                f"({_points(v.estimate)} percentage points; {stats_text})")
+    return (f"{verb} {label} by {format_number(abs(v.estimate))}, from {format_number(v.control_mean)} to "
+            f"{format_number(v.treated_mean)} ({stats_text})")
+
+
+def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, level: str) -> str:
+    singular, _ = item_nouns(info["kind"])
+    lead = f"Inserting each {singular} {times(v.dose)}{_window_text(info, v.arm)} (arm {v.arm}, {v.n_treated} vs {v.n_control} {item_nouns(info['kind'])[1]})"
+    if v.verdict == NOT_TESTABLE:
+        return f"{lead}: the effect on {label} could not be tested at step {v.step} (too few scored items or no variation)."
+    text = f"{lead} {_change(v, label, adjusted, level)}"
+    if v.verdict == EFFECT_OPPOSITE:
+        text += ", the opposite of the expected direction"
+    elif v.verdict == NO_EFFECT:
+        text += "; not evidence of no effect, only of none larger than the test could see"
+    return text + "."
+
+
+def _placebo_sentences(tables: ReportTables, info: Mapping[str, Any], verdicts: pd.DataFrame,
+                       outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
+    _, plural = item_nouns(info["kind"])
+    sentences = [f"{info['name']} is a placebo (A/A) check: its arms were randomized and scored like any "
+                 f"experiment, but none of its {plural} was ever inserted, so no arm should differ from control."]
+    for i, v in enumerate(verdicts.itertuples(index=False)):
+        label = _label(outcome, first=i == 0)
+        if v.verdict == PLACEBO_EFFECT:
+            sentences.append(
+                f"RED FLAG: arm {v.arm} (nominal dose {v.dose}, never inserted) differs from control: it "
+                f"{_change(v, label, adjusted, level).replace('did not detectably change', 'changed')}. Nothing was "
+                "inserted for this arm, so this is not a treatment effect; check the pipeline (items leaking into "
+                "the corpus or into other arms, arms scored differently, broken randomization) before trusting the "
+                "other experiments."
+            )
+        elif v.verdict == NOT_TESTABLE:
+            sentences.append(f"Arm {v.arm} could not be tested against control (too few scored items or no variation).")
+        else:
+            text = (f"As expected, arm {v.arm} (nominal dose {v.dose}, never inserted) did not differ from control "
+                    f"on {label}: estimate {format_signed(v.estimate) if v.outcome_type != 'binary' else _points(v.estimate) + ' pp'} "
+                    f"({level} {format_ci(v.ci_low, v.ci_high, v.outcome_type == 'binary')}; {adjusted} p = {format_p(v.p_adj)})")
+            if v.p < tables.settings.alpha:
+                text += f"; the unadjusted p = {format_p(v.p)} is below {tables.settings.alpha:g}, worth a second look"
+            sentences.append(text + ".")
+        sentences += _equivalence_sentences(tables, v)
+    return sentences
+
+
+def _equivalence_sentences(tables: ReportTables, v: Any) -> list[str]:
+    eq = tables.equivalence
+    if eq.empty:
+        return []
+    rows = eq[(eq["experiment"] == v.experiment) & (eq["outcome"] == v.outcome) & (eq["arm"] == v.arm)]
+    if rows.empty:
+        return []
+    r = rows.iloc[0]
+    symbol = EFFECT_SIZE_SYMBOLS.get(r["effect_size_name"], r["effect_size_name"])
+    margin = f"±{format_number(r['margin_effect_size'], 2)} in {symbol} units"
+    if r["note"]:
+        return [f"Equivalence within {margin} could not be tested ({r['note']})."]
+    binary = r["outcome_type"] == "binary"
+    bounds = format_ci(r["margin_low"], r["margin_high"], binary)
+    ci = f"{100 * r['ci_level']:g}% CI {format_ci(r['ci_low'], r['ci_high'], binary)}"
+    if r["equivalent"]:
+        return [f"A TOST equivalence test confirms the difference lies within {margin} ({bounds}; {ci}; p = {format_p(r['p_tost'])})."]
+    return [f"A TOST equivalence test could not show the difference lies within {margin} ({bounds}; {ci}; "
+            f"p = {format_p(r['p_tost'])}): the check lacks the precision to rule out such an effect, which is not a failure."]
+
+
+def _dose_response_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
+    fits = tables.dose_response
+    if fits.empty:
+        return []
+    row = fits[(fits["experiment"] == experiment) & (fits["outcome"] == outcome["name"])
+               & (fits["model"] == SLOPE_MODEL) & (fits["term"] == SLOPE_TERM)]
+    if row.empty:
+        return []
+    r = row.iloc[0]
+    if r["note"]:
+        return [f"The dose-response fit on {outcome['name']} is not reported: {r['note']}."]
+    scale = "the log-odds of " if r["glm_family"] == "binomial" else ""
+    return [f"Across doses, {scale}{outcome['name']} changed by {format_signed(r['estimate'])} per unit of log(1 + dose) "
+            f"({100 * (1 - r['alpha']):g}% CI {format_ci(r['ci_low'], r['ci_high'])}; p = {format_p(r['p'])}, unadjusted)."]
+
+
+def _window_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
+    e = tables.effects
+    rows = e[(e["experiment"] == experiment) & (e["outcome"] == outcome["name"]) & (e["comparison"] == WINDOW_CONTRAST)]
+    sentences = []
+    for r in rows.itertuples(index=False):
+        binary = r.outcome_type == "binary"
+        estimate = f"{_points(r.estimate)} pp" if binary else format_signed(r.estimate)
+        sentences.append(
+            f"At equal dose, arm {r.arm} (inserted later) minus arm {r.control_arm} (inserted earlier) differed by "
+            f"{estimate} on {outcome['name']} at step {r.step} ({level} {format_ci(r.ci_low, r.ci_high, binary)}; "
+            f"{adjusted} p = {format_p(r.p_adj)}, exploratory)."
+        )
+    return sentences
+
+
+def _baseline_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
+    """The untrained checkpoint (step 0): arms should not differ there, by randomization."""
+    e = tables.effects
+    rows = e[(e["experiment"] == experiment) & (e["outcome"] == outcome["name"]) & (e["comparison"] == VS_CONTROL) & (e["step"] == 0)]
+    if rows.empty:
+        return []
+    flagged = rows[rows["p"] < tables.settings.alpha]
+    if flagged.empty:
+        largest = rows["p"].min()
+        return [f"At step 0 (the untrained model) no arm differed from control (smallest unadjusted p = {format_p(largest)}), as randomization implies."]
+    arms = ", ".join(f"{r.arm} (p = {format_p(r.p)})" for r in flagged.itertuples(index=False))
+    return [f"At step 0 (the untrained model) arm {arms} already differed from control, before any insertion: "
+            "expected in about 1 of 20 comparisons by chance, but read the final effect with that imbalance in mind."]
+
+
+def _power_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
+    p = tables.power
+    if p.empty:
+        return []
+    rows = p[(p["experiment"] == experiment) & (p["outcome"] == outcome["name"])]
+    parts = []
+    for r in rows.itertuples(index=False):
+        symbol = EFFECT_SIZE_SYMBOLS.get(r.effect_size_name, r.effect_size_name)
+        planned = getattr(r, "planned_mde_effect_size", math.nan)
+        planned_text = f" (planned: {format_number(planned, 2)})" if isinstance(planned, float) and not math.isnan(planned) else ""
+        parts.append(f"{r.arm} |{symbol}| ≥ {format_number(r.mde_effect_size, 2)}{planned_text}")
+    if not parts:
+        return []
+    return [f"At {100 * tables.settings.power:g}% power the final tests could detect effects of " + "; ".join(parts) + "."]
+
+
+__all__ = ["experiment_paragraph", "experiment_paragraphs", "format_ci", "format_number", "format_p", "format_signed"]
