@@ -144,8 +144,7 @@ class StepBatch:
     noise_rows: np.ndarray  # int64 rows of `tokens` that get embedding noise
     noise_seeds: np.ndarray  # int64
     noise_stds: np.ndarray  # float32
-    inputs: object = None  # torch tensors, filled by the prefetcher
-    targets: object = None
+    tensor: object = None  # `tokens` as a (pinned) torch tensor, filled by the prefetcher
 
 
 class InjectingStream:

@@ -162,10 +162,9 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
         save(0)  # the untrained model: the baseline of effects over training
 
     def to_device(batch: StepBatch) -> StepBatch:
-        tokens = torch.from_numpy(batch.tokens)
+        batch.tensor = torch.from_numpy(batch.tokens)
         if fabric.device.type == "cuda":
-            tokens = tokens.pin_memory()
-        batch.inputs, batch.targets = tokens[:, :-1], tokens[:, 1:]
+            batch.tensor = batch.tensor.pin_memory()  # lets the copy below overlap with compute
         return batch
 
     model.train()
@@ -180,8 +179,8 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
             lr = get_lr(step, learning_rate=loop.learning_rate, min_lr=loop.min_lr, warmup_steps=loop.warmup_steps, max_steps=loop.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            inputs = batch.inputs.to(fabric.device, non_blocking=True)
-            targets = batch.targets.to(fabric.device, non_blocking=True)
+            tokens = batch.tensor.to(fabric.device, non_blocking=True)
+            inputs, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
 
             for micro in range(loop.accumulation):
                 rows = slice(micro * loop.micro_batch_size, (micro + 1) * loop.micro_batch_size)
