@@ -1,0 +1,59 @@
+"""``designkit demo``: prepare → plan → train → analyze the built-in CPU demo in one go."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+from designkit.errors import InputError
+
+
+def builtin_design(name: str = "demo") -> Path:
+    return Path(str(resources.files("designkit") / "builtin_designs" / f"{name}.yaml"))
+
+
+def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None = None, show_progress: bool = True) -> Path:
+    """Run every stage into ``out/{plan,run,report}`` and return the report directory."""
+    from designkit.design import load_design
+    from designkit.planning import make_plan
+    from designkit.planning.planner import resolve_corpus
+    from designkit.planning.summary import format_summary
+
+    out = Path(out)
+    design_path = Path(design) if design is not None else builtin_design()
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(out, None, "expected an empty or new demo directory (use --force to replace it)")
+    timings: dict[str, float] = {}
+
+    def stage(name: str) -> None:
+        timings[name] = time.perf_counter()
+        print(f"\n== {name} ==", flush=True)
+
+    started = time.perf_counter()
+    stage("prepare")
+    corpus = resolve_corpus(load_design(design_path), show_progress)
+    print(f"corpus {corpus.meta['source']}: {corpus.n_tokens:,} tokens, vocab {corpus.vocab_size:,} ({corpus.path})")
+
+    stage("plan")
+    plan = make_plan(design_path, out / "plan", force=True, show_progress=show_progress)
+    print(format_summary(plan.meta, plan.plan_hash))
+
+    stage("train")
+    from engine.train import train
+
+    train(out / "plan", out / "run", force=True, show_progress=show_progress)
+
+    stage("analyze")
+    from designkit.analysis.report import analyze_run
+    from engine.score import score_run
+
+    score_run(out / "run", show_progress=show_progress)
+    report = analyze_run(out / "run", out / "report", force=True)
+    print(report.console_summary())
+    total = time.perf_counter() - started
+    names = list(timings)
+    ends = [timings[n] for n in names[1:]] + [time.perf_counter()]
+    print("\ntimings: " + ", ".join(f"{n} {end - timings[n]:.0f} s" for n, end in zip(names, ends)) + f"; total {total / 60:.1f} min")
+    print(f"report: {(out / 'report' / 'report.html').resolve()}")
+    return out / "report"
