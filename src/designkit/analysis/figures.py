@@ -56,7 +56,7 @@ def render_figures(tables: ReportTables) -> list[FigureFile]:
                 name=f"dose_response_{name}.png",
                 title=f"{name}: outcome by dose",
                 caption=(f"Mean outcome of each arm at step {final_step} with its {level} CI (hollow: never inserted); "
-                         "the line is the log(1 + dose) GLM fit where the experiment has two or more doses."),
+                         "doses are evenly spaced; the line is the log(1 + dose) GLM fit where the experiment has two or more doses."),
                 png=dose_response_figure(means, curves, outcomes, title=f"{name} · step {final_step}"),
                 experiment=name,
             ))
@@ -133,9 +133,11 @@ def dose_response_figure(means: pd.DataFrame, curves: pd.DataFrame, outcomes: Se
     for ax, outcome in zip(axes, outcomes):
         of_outcome = means[means["outcome"] == outcome].sort_values(["dose", "arm"])
         arms = list(of_outcome["arm"])
-        # arms that share a dose (window arms) sit side by side
-        offsets = of_outcome.groupby("dose").cumcount().to_numpy() - (of_outcome.groupby("dose")["arm"].transform("size").to_numpy() - 1) / 2
-        x = np.log1p(of_outcome["dose"].to_numpy(float)) + 0.08 * offsets
+        # distinct doses equally spaced (doses are geometric); arms sharing a dose (window arms) side by side
+        doses = np.unique(of_outcome["dose"].to_numpy(float))
+        shared = of_outcome.groupby("dose")["arm"].transform("size").to_numpy()
+        offsets = of_outcome.groupby("dose").cumcount().to_numpy() - (shared - 1) / 2
+        x = _dose_position(of_outcome["dose"].to_numpy(float), doses) + 0.32 * offsets
         for xi, r in zip(x, of_outcome.itertuples(index=False)):
             color = INSERTED_COLOR if r.inserted else NOT_INSERTED_COLOR
             # Wilson bounds can sit a rounding error inside the mean at 0% or 100%
@@ -144,9 +146,10 @@ def dose_response_figure(means: pd.DataFrame, curves: pd.DataFrame, outcomes: Se
                         markerfacecolor=color if r.inserted else "white", capsize=3, lw=1.2)
         curve = curves[curves["outcome"] == outcome] if len(curves) else curves
         if len(curve):
-            ax.plot(np.log1p(curve["dose"].to_numpy(float)), curve["predicted"].to_numpy(float), color=INSERTED_COLOR,
-                    lw=1, alpha=0.7, label="GLM fit")
+            ax.plot(_dose_position(curve["dose"].to_numpy(float), doses), curve["predicted"].to_numpy(float),
+                    color=INSERTED_COLOR, lw=1, alpha=0.7, label="GLM fit")
         ax.set_xticks(x, [f"{a}\n({d})" for a, d in zip(arms, of_outcome["dose"])], fontsize=8)
+        ax.set_xlim(-0.6, len(doses) - 0.4)
         ax.set_title(outcome, fontsize=10)
         ax.set_xlabel("arm (dose)", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
@@ -156,6 +159,11 @@ def dose_response_figure(means: pd.DataFrame, curves: pd.DataFrame, outcomes: Se
     if title:
         fig.suptitle(title, fontsize=11)
     return _png(fig)
+
+
+def _dose_position(dose: np.ndarray, doses: np.ndarray) -> np.ndarray:
+    """x of a dose when the distinct `doses` sit at 0, 1, 2, ...: piecewise linear in log(1 + dose)."""
+    return np.interp(np.log1p(dose), np.log1p(doses), np.arange(len(doses), dtype=float))
 
 
 def effects_over_training_figure(effects: pd.DataFrame, outcomes: Sequence[str], title: str = "") -> bytes:
