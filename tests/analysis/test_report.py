@@ -185,3 +185,21 @@ def test_a_placebo_effect_is_a_red_flag(plan_dir, tmp_path, monkeypatch):
     assert summary.count("RED FLAG") == 1 and "pipeline" in summary
     assert "RED FLAG" in report.console_summary()
     assert 'class="flag"' in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+
+
+def test_an_experiment_without_control_arm_and_a_run_without_metrics_still_render(report, plan_dir):
+    from designkit.analysis.report_render import html_report, markdown_report, results_document
+    from designkit.analysis.report_tables import NO_CONTROL, compute_tables
+    from designkit.analysis.summary_text import experiment_paragraphs
+
+    meta = plan_meta(plan_dir)
+    meta["experiments"][0]["control_arm"] = None  # bench: nothing to compare against
+    base = report.tables
+    scores = pd.concat([pd.read_parquet(p) for p in sorted((report.path.parent / "run" / "scores").glob("*.parquet"))])
+    tables = compute_tables(meta, pd.read_parquet(plan_dir / "items.parquet"), scores, base.metrics.iloc[:0],
+                            base.applied, base.identity, base.checkpoint_steps)
+    assert not (tables.effects["experiment"] == "bench").any()
+    paragraphs = experiment_paragraphs(tables)
+    assert tables.experiments[0]["verdict"] == NO_CONTROL and "no control arm" in paragraphs["bench"]
+    assert "bench" in markdown_report(tables, paragraphs, []) and "<html" in html_report(tables, paragraphs, [])
+    _strict_json(json.dumps(results_document(tables, paragraphs, []), allow_nan=False))

@@ -119,9 +119,9 @@ def experiment_paragraph(tables: ReportTables, info: Mapping[str, Any]) -> str:
     if info["placebo"]:
         sentences = _placebo_sentences(tables, info, verdicts, outcome, adjusted, level)
     else:
-        sentences = []
-        for i, v in enumerate(verdicts.itertuples(index=False)):
-            sentences.append(_arm_sentence(v, info, _label(outcome, first=i == 0), adjusted, level))
+        sentences = [_definition(outcome)]
+        for v in verdicts.itertuples(index=False):
+            sentences.append(_arm_sentence(v, info, str(outcome["name"]), adjusted, level))
         sentences += _dose_response_sentences(tables, name, outcome)
         sentences += _window_sentences(tables, name, outcome, adjusted, level)
     sentences += _baseline_sentences(tables, name, outcome)
@@ -136,12 +136,12 @@ def _outcome(info: Mapping[str, Any], outcome_name: str | None) -> dict[str, Any
     return {"name": outcome_name or "the outcome", "type": "continuous", "description": None}
 
 
-def _label(outcome: Mapping[str, Any], first: bool) -> str:
+def _definition(outcome: Mapping[str, Any]) -> str:
+    """`Primary outcome: loss, mean per-token loss of the canary (nats).`"""
     description = outcome.get("description")
-    if first and description:
-        short = str(description).split(";")[0].strip()
-        return f"{outcome['name']} ({short})" if "(" not in short else f"{outcome['name']} – {short} –"
-    return str(outcome["name"])
+    if not description:
+        return f"Primary outcome: {outcome['name']}."
+    return f"Primary outcome: {outcome['name']}, {str(description).split(';')[0].strip()}."
 
 
 def _window_text(info: Mapping[str, Any], arm: str) -> str:
@@ -183,10 +183,11 @@ def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, le
 def _placebo_sentences(tables: ReportTables, info: Mapping[str, Any], verdicts: pd.DataFrame,
                        outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
     _, plural = item_nouns(info["kind"])
-    sentences = [f"{info['name']} is a placebo (A/A) check: its arms were randomized and scored like any "
-                 f"experiment, but none of its {plural} was ever inserted, so no arm should differ from control."]
-    for i, v in enumerate(verdicts.itertuples(index=False)):
-        label = _label(outcome, first=i == 0)
+    sentences = [f"Experiment {info['name']} is a placebo (A/A) check: its arms were randomized and scored like any "
+                 f"experiment, but none of its {plural} was ever inserted, so no arm should differ from control.",
+                 _definition(outcome)]
+    for v in verdicts.itertuples(index=False):
+        label = str(outcome["name"])
         if v.verdict == PLACEBO_EFFECT:
             sentences.append(
                 f"RED FLAG: arm {v.arm} (nominal dose {v.dose}, never inserted) differs from control: it "
