@@ -14,7 +14,10 @@ contains. Two secondary outcomes separate recall from familiarity:
   questions in the same arm, so inside an arm every choice was seen equally often, and
   ranked-choice accuracy and the gold-vs-distractor ``margin`` measure recall only;
 - ``recall_contrast`` is the gold log-prob after its own question minus after an unrelated
-  question of the same arm (``gold_unrelated``), a within-item familiarity control.
+  question of the same arm (``gold_unrelated``), a within-item familiarity control, and
+  ``recall_margin`` does the same for the margin. It also removes how likely each answer
+  is on its own, which makes it the most sensitive honest test of recall (in our CPU
+  prototype, the only one that came near p < 0.01 at 16 repetitions).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ _RELATIONS = (
 class ContaminationParams:
     n_choices: int = 4
     """Choices per generated question (gold plus same-arm distractors)."""
-    primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast"] = "gold_logprob"
+    primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast", "recall_margin"] = "gold_logprob"
     """Outcome tested in the confirmatory family."""
     answer_marker: str = "\nAnswer:"
     """Where a ``text`` record splits into question and answer."""
@@ -160,15 +163,16 @@ class Contamination(ExperimentKind):
             probes.append(ProbeSpec("mc", "multiple_choice", {"prompt": "prompt_tokens", "choices": "choices_tokens", "gold": "gold"}))
         if any(item.alt_prompt for item in items):
             probes.append(ProbeSpec("gold_unrelated", "logprob", {"prompt": "alt_prompt_tokens", "target": "target_tokens"}))
+            probes.append(ProbeSpec("mc_unrelated", "multiple_choice", {"prompt": "alt_prompt_tokens", "choices": "choices_tokens", "gold": "gold"}))
         return probes
 
     def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
         has_choices = any(item.choices for item in items)
         primary = self.params.primary_outcome
         if primary in ("accuracy", "margin") and not has_choices:
-            raise InputError(None, "params.primary_outcome", f"expected gold_logprob or recall_contrast for items without choices, got {primary!r}")
-        if primary == "recall_contrast" and not any(item.alt_prompt for item in items):
-            raise InputError(None, "params.primary_outcome", "expected gold_logprob: recall_contrast needs generated items (an unrelated question per item)")
+            raise InputError(None, "params.primary_outcome", f"expected gold_logprob for items without choices, got {primary!r}")
+        if primary in ("recall_contrast", "recall_margin") and not any(item.alt_prompt for item in items):
+            raise InputError(None, "params.primary_outcome", f"expected gold_logprob: {primary} needs generated items (an unrelated question per item)")
         outcomes = [
             OutcomeSpec("gold_logprob", "gold", "logprob_per_token", "continuous", +1, primary == "gold_logprob",
                         description="per-token log-prob of the gold answer after its question"),
@@ -189,5 +193,8 @@ class Contamination(ExperimentKind):
                 OutcomeSpec("recall_contrast", "gold", "logprob_per_token", "continuous", +1,
                             primary == "recall_contrast", minus_probe="gold_unrelated",
                             description="gold log-prob after its own minus after an unrelated question: recall beyond familiarity"),
+                OutcomeSpec("recall_margin", "mc", "margin", "continuous", +1,
+                            primary == "recall_margin", minus_probe="mc_unrelated",
+                            description="margin after its own minus after an unrelated question: recall, controlling familiarity and answer priors"),
             ]
         return outcomes
