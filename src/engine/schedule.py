@@ -1,7 +1,9 @@
 """The learning-rate schedule: linear warmup, then cosine decay to ``min_lr``.
 
-The same schedule as ``litgpt.pretrain.get_lr`` and nanoGPT, as a pure function of the
-optimizer step, so a resumed run needs no scheduler state.
+The schedule of ``litgpt.pretrain.get_lr`` and nanoGPT, as a pure function of the
+optimizer step, so a resumed run needs no scheduler state. One difference: warmup counts
+from step 0 as ``(step + 1) / warmup_steps``, so the first step trains (litgpt's gives it
+learning rate 0).
 """
 
 from __future__ import annotations
