@@ -17,7 +17,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "designs" / "demo.yaml"
-DEMO_STEPS = 500
 
 
 def demo_design(steps: int, *, model: dict[str, Any] | None = None, seq_len: int | None = None, global_batch: int | None = None,
@@ -25,7 +24,7 @@ def demo_design(steps: int, *, model: dict[str, Any] | None = None, seq_len: int
     """designs/demo.yaml with ``steps`` steps (items scaled to keep its injected share)."""
     design = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     run = design["run"]
-    old_tokens = DEMO_STEPS * run["global_batch"] * run["seq_len"]
+    old_tokens = run["steps"] * run["global_batch"] * run["seq_len"]
     run["steps"] = steps
     if model is not None:
         run["model"] = {"config": model}
