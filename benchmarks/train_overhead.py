@@ -59,7 +59,7 @@ def stream_seconds_per_batch(plan: Path, repeats: int = 5) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run (a multiple of --skip)")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run, a multiple of --skip (>= 20 keeps the scaled demo within its injection budget)")
     parser.add_argument("--skip", type=int, default=5, help="warm-up steps excluded from each measurement")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of (a, b, c)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is steadiest on a shared CPU)")

@@ -15,6 +15,14 @@ from training_runs import make_engine_plan, make_trained_run, run_engine
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def engine_plan(tmp_path_factory, tiny_corpus):
     return make_engine_plan(tmp_path_factory, tiny_corpus)
