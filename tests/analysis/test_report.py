@@ -203,3 +203,22 @@ def test_an_experiment_without_control_arm_and_a_run_without_metrics_still_rende
     assert tables.experiments[0]["verdict"] == NO_CONTROL and "no control arm" in paragraphs["bench"]
     assert "bench" in markdown_report(tables, paragraphs, []) and "<html" in html_report(tables, paragraphs, [])
     _strict_json(json.dumps(results_document(tables, paragraphs, []), allow_nan=False))
+
+
+def test_a_degenerate_outcome_does_not_sink_the_dose_response_table():
+    from designkit.analysis import ArmSpec, ExperimentSpec, OutcomeSpec
+    from designkit.analysis.report_tables import _dose_response
+
+    arms = {"control": 0, "x1": 1, "x4": 4}
+    rows = [{"experiment": "e", "arm": arm, "dose": dose, "inserted": dose > 0, "item_index": 10 * dose + i,
+             "step": 1, "outcome": outcome, "value": value}
+            for arm, dose in arms.items() for i in range(8)
+            for outcome, value in (("flat", 0.0), ("moves", dose + 0.1 * i))]
+    spec = ExperimentSpec(name="e", control_arm="control",
+                          outcomes=(OutcomeSpec("moves", "continuous", primary=True), OutcomeSpec("flat", "continuous")),
+                          arms=tuple(ArmSpec(a, d, d > 0) for a, d in arms.items()))
+    table = _dose_response(pd.DataFrame(rows), [spec], alpha=0.05)
+    moves = table[(table["outcome"] == "moves") & (table["term"] == "log1p(dose)")]
+    assert moves["estimate"].iloc[0] > 0 and moves["note"].iloc[0] == ""
+    flat = table[table["outcome"] == "flat"]
+    assert flat["estimate"].isna().all() or flat["note"].astype(bool).all()

@@ -207,7 +207,7 @@ def scores_at(meta: dict, items: pd.DataFrame, step: int, final_step: int, shift
                     strength = 0.0
                 for probe in experiment["probes"]:
                     # the unrelated-question probe ranks items the other way, so contrasts vary by item
-                    r = n - 1 - rank if probe["name"] == "gold_unrelated" else rank
+                    r = n - 1 - rank if probe["name"].endswith("_unrelated") else rank
                     z = stats.norm.ppf((r + 0.5) / n)
                     row = {"item_index": int(item.item_index), "item_id": item.item_id,
                            "experiment": experiment["name"], "probe": probe["name"], "step": step}

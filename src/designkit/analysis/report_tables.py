@@ -31,6 +31,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from designkit.analysis.dose_response import (
     INTERCEPT_TERM,
+    DoseTerm,
     SLOPE_MODEL,
     SLOPE_TERM,
     dose_response_table,
@@ -302,7 +303,7 @@ def compute_tables(
     effects = adjust(effects, method=settings.multiplicity) if len(effects) else effects
 
     multi_dose = [s for s in specs if len({a.dose for a in s.arms if a.name != s.control_arm}) >= 2]
-    dose_response = dose_response_table(frame, multi_dose, alpha=settings.alpha)
+    dose_response = _dose_response(frame, multi_dose, settings.alpha)
     planned_power = pd.DataFrame(plan_meta.get("power") or [])
     power = achieved_mde_table(effects, experiments=specs, planned_power=planned_power, power=settings.power) if len(effects) else pd.DataFrame()
     equivalence = equivalence_table(frame, specs, settings)
@@ -350,6 +351,29 @@ def arm_means_table(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], alpha:
         ))
     table = to_frame(rows, ArmMean)
     return table.sort_values(["experiment", "outcome", "step", "dose", "arm"], kind="stable", ignore_index=True)
+
+
+def _dose_response(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], alpha: float) -> pd.DataFrame:
+    """`dose_response_table` one outcome at a time, so one degenerate outcome cannot sink the report.
+
+    statsmodels' GLM raises (rather than warns) on some degenerate outcomes, e.g. a
+    continuous outcome with no variation at all; that outcome gets NaN rows with a note.
+    """
+    parts = []
+    for spec in specs:
+        for outcome in spec.outcomes:
+            single = dataclasses.replace(spec, outcomes=(dataclasses.replace(outcome, primary=True),))
+            try:
+                parts.append(dose_response_table(frame, [single], alpha=alpha))
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                parts.append(to_frame([DoseTerm(
+                    experiment=spec.name, outcome=outcome.name, model=SLOPE_MODEL, term=SLOPE_TERM, estimate=math.nan,
+                    se=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan, n_obs=0, n_clusters=0, n_steps=0,
+                    glm_family="binomial" if outcome.type == "binary" else "gaussian", cov_type="cluster", alpha=alpha,
+                    note=f"GLM could not be fit: {exc}".replace("\n", " "),
+                )], DoseTerm))
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else to_frame([], DoseTerm)
 
 
 def dose_curves(dose_response: pd.DataFrame, frame: pd.DataFrame, points: int = 60) -> pd.DataFrame:
