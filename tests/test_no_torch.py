@@ -25,6 +25,7 @@ def test_planning_layers_import_without_torch(tmp_path):
     result = _run(
         """
         import designkit.planning, designkit.design, designkit.data, designkit.analysis, designkit.kinds
+        import designkit.runfile, designkit.analysis.report
         assert "torch" not in sys.modules
         print("ok")
         """,

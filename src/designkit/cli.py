@@ -55,19 +55,28 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from engine.train import train
 
+    from engine.applied_log import AppliedLogMismatch
+
     devices: int | str = args.devices if args.devices == "auto" else int(args.devices)
-    train(
-        args.plan,
+    try:
+        summary = train(
+            args.plan,
         args.out,
-        resume=args.resume,
-        force=args.force,
-        devices=devices,
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        accelerator=args.accelerator,
-        logger=args.logger,
-        show_progress=not args.quiet,
-    )
+            resume=args.resume,
+            force=args.force,
+            devices=devices,
+            num_nodes=args.num_nodes,
+            strategy=args.strategy,
+            accelerator=args.accelerator,
+            logger=args.logger,
+            show_progress=not args.quiet,
+        )
+    except AppliedLogMismatch as exc:
+        # the run trained, but not the planned experiment: a failure, not bad input
+        print(f"designkit: run failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if summary.global_rank == 0:
+        print(summary)
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
@@ -78,13 +87,14 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
-    from designkit.analysis.report import analyze_run
+    from designkit.analysis.report import analyze_run, check_report_dir
 
+    check_report_dir(args.out, args.force, args.run)  # refuse before spending time on scoring
     if not args.no_score:
         from engine.score import score_run
 
         score_run(args.run, device=args.device, show_progress=not args.quiet)
-    report = analyze_run(args.run, args.out, force=args.force)
+    report = analyze_run(args.run, args.out, force=args.force, allow_applied_mismatch=args.allow_applied_mismatch)
     print(report.console_summary())
 
 
@@ -148,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--force", action="store_true", help="replace a non-empty report directory")
     p.add_argument("--no-score", action="store_true", help="use existing scores only")
+    p.add_argument("--allow-applied-mismatch", action="store_true", help="report even if the applied log disagrees with the plan (debugging)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)

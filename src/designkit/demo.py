@@ -55,5 +55,4 @@ def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None 
     names = list(timings)
     ends = [timings[n] for n in names[1:]] + [time.perf_counter()]
     print("\ntimings: " + ", ".join(f"{n} {end - timings[n]:.0f} s" for n, end in zip(names, ends)) + f"; total {total / 60:.1f} min")
-    print(f"report: {(out / 'report' / 'report.html').resolve()}")
     return out / "report"

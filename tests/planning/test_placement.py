@@ -132,3 +132,10 @@ def test_check_placements_finds_overlaps_and_straddles():
     assert check_placements(overlap, seq_len=64, n_sequences=2) == "two edits overlap"
     straddle = good.assign(n_tokens=[10, 5, 60])
     assert check_placements(straddle, seq_len=64, n_sequences=2) == "an insertion straddles its sequence"
+
+
+def test_nothing_to_place_gives_an_empty_table():
+    empty = np.zeros(0, dtype=np.int64)
+    request = InsertionRequest(item_index=empty.astype(np.int32), footprint=empty, dose=empty, window_lo=empty, window_hi=empty)
+    frame = place_insertions(request, n_sequences=10, seq_len=64, rng=np.random.default_rng(0))
+    assert len(frame) == 0 and list(frame.columns) == ["global_seq", "offset", "n_tokens", "item_index", "repetition"]

@@ -82,3 +82,13 @@ def test_plan_json_records_budget_power_and_geometry(tiny_plan):
     assert {(r["experiment"], r["arm"]) for r in meta["power"]} == {("bench", "x4"), ("canary", "x3")}
     assert all(r["mde_effect_size"] > 0 for r in meta["power"])
     assert meta["training"]["checkpoint_steps"] == [0, 20, 40]
+
+
+def test_a_design_of_placebos_only_plans_no_edits(tmp_path, tiny_corpus):
+    design = tiny_design(tiny_corpus)
+    for exp in design["experiments"]:
+        exp["placebo"] = True
+    make_plan(write_design(tmp_path / "d.yaml", design), tmp_path / "plan", show_progress=False)
+    plan = Plan.open(tmp_path / "plan")
+    assert len(plan.placements()) == 0
+    assert plan.meta["budget"]["injected_tokens"] == 0

@@ -73,7 +73,7 @@ class Report:
         columns = list(rows[0]) if rows else ["experiment", "arm", "dose", "outcome", "estimate", "CI", "p_adj", "verdict"]
         lines = [head, "", format_table(rows, columns)]
         lines += [f"RED FLAG: {flag}" for flag in self.red_flags]
-        lines += ["", f"report: {self.path / 'report.html'}"]
+        lines += ["", f"report: {(self.path / 'report.html').resolve()}"]
         return "\n".join(lines)
 
 
@@ -86,7 +86,7 @@ def analyze_run(run_dir: str | Path, out: str | Path, *, force: bool = False,
     """
     out = Path(out)
     run_dir = Path(run_dir)
-    replace = _check_out(out, force, run_dir)
+    replace = check_report_dir(out, force, run_dir)
     run = RunDir.open(run_dir)
     plan = _open_plan(run)
     steps = [int(s) for s in plan.meta["training"]["checkpoint_steps"]]
@@ -118,7 +118,7 @@ def analyze_run(run_dir: str | Path, out: str | Path, *, force: bool = False,
     return Report(path=out, effects=tables.effects, results=results, tables=tables)
 
 
-def _check_out(out: Path, force: bool, run_dir: Path) -> bool:
+def check_report_dir(out: Path, force: bool, run_dir: Path) -> bool:
     """Whether `out` will be replaced; InputError where writing it would lose something."""
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "expected a directory for the report, found a file")

@@ -124,6 +124,7 @@ def experiment_paragraph(tables: ReportTables, info: Mapping[str, Any]) -> str:
             sentences.append(_arm_sentence(v, info, str(outcome["name"]), adjusted, level))
         sentences += _dose_response_sentences(tables, name, outcome)
         sentences += _window_sentences(tables, name, outcome, adjusted, level)
+        sentences += _secondary_sentences(tables, info, adjusted)
     sentences += _baseline_sentences(tables, name, outcome)
     sentences += _power_sentences(tables, name, outcome)
     return " ".join(s for s in sentences if s)
@@ -259,6 +260,31 @@ def _window_sentences(tables: ReportTables, experiment: str, outcome: Mapping[st
             f"{adjusted} p = {format_p(r.p_adj)}, exploratory)."
         )
     return sentences
+
+
+def _secondary_sentences(tables: ReportTables, info: Mapping[str, Any], adjusted: str) -> list[str]:
+    """The other outcomes at the highest dose and final step: how the kind separates mechanisms
+    (e.g. contamination's recall contrasts against familiarity), all exploratory."""
+    e = tables.effects
+    final = max(tables.checkpoint_steps) if tables.checkpoint_steps else None
+    rows = e[(e["experiment"] == info["name"]) & (e["comparison"] == VS_CONTROL) & (e["step"] == final)
+             & (e["outcome"] != info["primary_outcome"])]
+    if rows.empty:
+        return []
+    top = rows[rows["dose"] == rows["dose"].max()]
+    descriptions = {o["name"]: o.get("description") for o in info["outcomes"]}
+    parts = []
+    for r in top.itertuples(index=False):
+        if math.isnan(r.p):
+            continue
+        binary = r.outcome_type == "binary"
+        estimate = f"{_points(r.estimate)} pp" if binary else format_signed(r.estimate)
+        what = descriptions.get(r.outcome)
+        label = f"{r.outcome} [{str(what).split(';')[0].strip()}]" if what else r.outcome
+        parts.append(f"{label}: {estimate} ({format_ci(r.ci_low, r.ci_high, binary)}; p = {format_p(r.p)}, {adjusted} {format_p(r.p_adj)})")
+    if not parts:
+        return []
+    return [f"Secondary outcomes at the highest dose (arm {top['arm'].iloc[0]}, exploratory): " + "; ".join(parts) + "."]
 
 
 def _baseline_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:

@@ -133,6 +133,9 @@ def place_insertions(
         i = crowded[0]
         raise InputError(None, f"item {int(request.item_index[i])}", f"expected a window of at least dose={int(dose[i])} sequences, got {int(width[i])}")
 
+    columns = ("global_seq", "offset", "n_tokens", "item_index", "repetition")
+    if int(dose.sum()) == 0:  # e.g. a design of placebos only
+        return pd.DataFrame({c: np.zeros(0, dtype=np.int64 if c == "global_seq" else np.int32) for c in columns})
     owner = np.repeat(np.arange(len(dose)), dose)
     repetition = np.arange(len(owner)) - np.repeat(np.cumsum(dose) - dose, dose)
     lo, wid, dos = request.window_lo[owner].astype(np.int64), width[owner], dose[owner]
