@@ -31,20 +31,26 @@ from statsmodels.stats.proportion import proportion_confint
 
 from designkit.analysis.dose_response import (
     INTERCEPT_TERM,
-    DoseTerm,
     SLOPE_MODEL,
     SLOPE_TERM,
+    DoseTerm,
     dose_response_table,
     predicted_curve,
 )
-from designkit.analysis.effects import CONFIRMATORY, VS_CONTROL, effects_table, finite_values
+from designkit.analysis.effects import (
+    CONFIRMATORY,
+    VS_CONTROL,
+    effects_table,
+    finite_values,
+)
 from designkit.analysis.equivalence import Equivalence, tost_equivalence
 from designkit.analysis.experiment_spec import ExperimentSpec
 from designkit.analysis.multiple_testing import adjust
 from designkit.analysis.outcome_frame import long_outcome_frame
 from designkit.analysis.over_training import WINDOW_CONTRAST, window_contrasts_table
-from designkit.analysis.power_check import achieved_mde_table, proportion_difference_from_h
+from designkit.analysis.power_check import achieved_mde_table
 from designkit.analysis.tidy import to_frame
+from designkit.planning.power import proportion_difference_from_h
 
 # arm verdicts (confirmatory test of one treated arm)
 EFFECT = "effect"

@@ -19,26 +19,50 @@ def minimal_detectable_effect(
     alpha: float = 0.05,
     power: float = 0.8,
     baseline: float | None = None,
+    direction: int = 1,
 ) -> tuple[float, str, float | None]:
-    """``(effect size, its name, effect in outcome units or None)`` for a two-sided test.
+    """Smallest effect a two-sided test detects with probability `power`.
 
-    Binary outcomes use Cohen's h with the normal approximation; with a known control rate
-    ``baseline`` the h is also converted to a difference in proportions. Continuous
-    outcomes use Cohen's d with the two-sample t-test.
+    Returns (effect size, "cohen_h" | "cohen_d", natural). `natural` is the difference in
+    proportions (treated - control, in outcome units: multiply by 100 for percentage
+    points) for a binary outcome with a `baseline` control rate, moving in `direction`
+    (+1 up, -1 down); NaN if no change of that size fits in [0, 1] that way, None for
+    continuous outcomes or without a baseline. With fewer than 2 items in an arm the
+    effect size is NaN.
     """
-    if n_treated < 2 or n_control < 2:
-        return math.nan, "cohen_h" if outcome_type == "binary" else "cohen_d", None
-    ratio = n_control / n_treated
     if outcome_type == "binary":
-        h = float(NormalIndPower().solve_power(effect_size=None, nobs1=n_treated, alpha=alpha, power=power, ratio=ratio))
-        natural = None
-        if baseline is not None:
-            # invert h = 2 asin(sqrt(p1)) - 2 asin(sqrt(p0)) for the treated rate p1
-            angle = min(math.asin(math.sqrt(baseline)) + h / 2, math.pi / 2)
-            natural = float(np.sin(angle) ** 2 - baseline)
-        return h, "cohen_h", natural
-    d = float(TTestIndPower().solve_power(effect_size=None, nobs1=n_treated, alpha=alpha, power=power, ratio=ratio))
-    return d, "cohen_d", None
+        analysis, name = NormalIndPower(), "cohen_h"
+    elif outcome_type == "continuous":
+        analysis, name = TTestIndPower(), "cohen_d"
+    else:
+        raise ValueError(f"expected outcome_type 'binary' or 'continuous', got {outcome_type!r}")
+    if min(n_treated, n_control) < 2:
+        effect_size = math.nan
+    else:
+        effect_size = float(np.squeeze(analysis.solve_power(
+            effect_size=None, nobs1=n_treated, alpha=alpha, power=power,
+            ratio=n_control / n_treated, alternative="two-sided",
+        )))
+    natural = None
+    if outcome_type == "binary" and baseline is not None:
+        natural = proportion_difference_from_h(effect_size, baseline, direction)
+    return effect_size, name, natural
+
+
+def proportion_difference_from_h(h: float, baseline: float, direction: int = 1) -> float:
+    """p1 - baseline for the p1 at Cohen's h distance from `baseline` in `direction`.
+
+    Inverts h = 2 asin(sqrt(p1)) - 2 asin(sqrt(p0)) (`proportion_effectsize`).
+    """
+    if not 0.0 <= baseline <= 1.0:
+        raise ValueError(f"expected a baseline rate in [0, 1], got {baseline!r}")
+    if direction not in (1, -1):
+        raise ValueError(f"expected direction +1 or -1, got {direction!r}")
+    phi = 2.0 * math.asin(math.sqrt(baseline)) + direction * h
+    if math.isnan(phi) or not 0.0 <= phi <= math.pi:
+        return math.nan
+    return math.sin(phi / 2.0) ** 2 - baseline
+
 
 
 def power_table(rows: list[dict], alpha: float, power: float) -> list[dict]:
