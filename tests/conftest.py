@@ -115,3 +115,14 @@ def tiny_plan(tmp_path_factory, tiny_corpus) -> Path:
     design = write_design(root / "design.yaml", tiny_design(tiny_corpus))
     make_plan(design, root / "plan", show_progress=False)
     return root / "plan"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared CPU: more intra-op threads only add contention."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -1,4 +1,4 @@
-"""``python -m engine`` slowed down, so a test can SIGKILL it mid-run.
+"""``designkit`` slowed down, so a test can SIGKILL ``designkit train`` mid-run.
 
 Each batch waits ``DELAY`` seconds in the stream (the training itself is untouched), and
 the applied log is flushed every ``log_every`` steps, so a kill leaves log chunks past the
@@ -12,7 +12,7 @@ import time
 
 import engine.settings
 import engine.stream
-from engine.__main__ import main
+from designkit.cli import main
 
 DELAY = float(sys.argv.pop(1))
 engine.settings.MIN_FLUSH_STEPS = 1

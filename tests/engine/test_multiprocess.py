@@ -12,15 +12,8 @@ import torch
 from designkit.planning import Plan
 from training_runs import make_engine_plan, make_trained_run, run_engine
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,7 @@ def _losses(run_dir):
 
 def test_two_processes_apply_the_same_stream_and_train_alike(tmp_path, tmp_path_factory, engine_plan):
     run = tmp_path / "run"
-    # Fabric's subprocess launcher re-runs `python -m engine train ...` for rank 1
+    # Fabric's subprocess launcher re-runs `python -m designkit.cli train ...` for rank 1
     result = run_engine(engine_plan, "--out", run, "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("trained 40 steps") == 1  # only rank 0 reports

@@ -25,16 +25,10 @@ from engine.probes import (
     span_logprobs,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EOS = 0
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models on a shared CPU: more intra-op threads only add contention
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 class BigramStub(torch.nn.Module):

@@ -15,15 +15,8 @@ import torch
 from engine import checkpoint
 from training_runs import HERE, engine_env, make_engine_plan, make_trained_run, run_engine
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def _losses(run_dir):
 
 def _kill_after_first_checkpoint(plan, run_dir, timeout=240.0):
     """Start a slowed-down training process and SIGKILL it once it is past checkpoint 10."""
-    command = [sys.executable, str(HERE / "slow_engine_main.py"), "0.15", "train", str(plan), "--out", str(run_dir), "--no-progress"]
+    command = [sys.executable, str(HERE / "slow_engine_main.py"), "0.15", "train", str(plan), "--out", str(run_dir), "--quiet"]
     proc = subprocess.Popen(command, env=engine_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout
     # a log chunk that starts at step 10 exists only after checkpoint 10 and before the run ends

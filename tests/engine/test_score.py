@@ -28,15 +28,10 @@ from engine.score import (
     scores_path,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FORMATS = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def write_checkpoint(directory: Path, config: dict, *, seed: int, train_on: list[list[int]] | None = None, steps: int = 0) -> Path:

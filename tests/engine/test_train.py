@@ -15,21 +15,14 @@ from designkit.errors import InputError
 from designkit.planning import Plan
 from designkit.planning.planfile import write_plan
 from engine import checkpoint, settings
-from engine.__main__ import main as engine_main
+from designkit.cli import main as designkit_main
 from engine.model import embedding_noise, noise_tensor
 from engine.stream import InjectingStream
 from engine.train import train
 from training_runs import CHECKPOINTS, make_engine_plan, make_trained_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +114,7 @@ def test_an_edited_plan_is_refused(tmp_path, engine_plan):
     with pytest.raises(InputError, match="payload_tokens.npy"):
         train(edited, tmp_path / "run", accelerator="cpu", show_progress=False)
     assert not (tmp_path / "run").exists()
-    assert engine_main(["train", str(edited), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert designkit_main(["train", str(edited), "--out", str(tmp_path / "run"), "--quiet"]) == 2
 
 
 def test_a_non_empty_run_dir_is_refused_without_resume_or_force(tmp_path, engine_plan):

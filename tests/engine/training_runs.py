@@ -54,7 +54,7 @@ def engine_env() -> dict[str, str]:
 
 
 def engine_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engine", "train", *map(str, args), "--no-progress"]
+    return [sys.executable, "-m", "designkit.cli", "train", *map(str, args), "--quiet"]
 
 
 def run_engine(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -18,8 +18,9 @@ def _iter_txt(path: Path, key: str) -> Iterator[str]:
     yield path.read_text(encoding="utf-8", errors="replace")
 
 
-def _iter_jsonl(path: Path, key: str) -> Iterator[str]:
-    with path.open(encoding="utf-8") as fh:
+def iter_jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line; errors name the file and line."""
+    with Path(path).open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -27,10 +28,17 @@ def _iter_jsonl(path: Path, key: str) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{line_no}", None, f"expected one JSON object per line ({exc.msg})") from None
-            text = record.get(key) if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise InputError(f"{path}:{line_no}", key, f"expected a string field {key!r}")
-            yield text
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{line_no}", None, "expected a JSON object")
+            yield line_no, record
+
+
+def _iter_jsonl(path: Path, key: str) -> Iterator[str]:
+    for line_no, record in iter_jsonl_records(path):
+        text = record.get(key)
+        if not isinstance(text, str):
+            raise InputError(f"{path}:{line_no}", key, f"expected a string field {key!r}")
+        yield text
 
 
 def _iter_parquet(path: Path, key: str) -> Iterator[str]:

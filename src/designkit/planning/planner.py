@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import designkit
 from designkit import model_config, schema
 from designkit.data.corpus import TokenCorpus, builtin_corpus
+from designkit.data.sources import iter_jsonl_records
 from designkit.data.tokenizer import TextTokenizer
 from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
 from designkit.errors import InputError
@@ -74,19 +75,9 @@ def reserve_split(corpus: TokenCorpus, fraction: float) -> int:
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}", None, f"expected one JSON object per line ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{line_no}", None, "expected a JSON object")
-            records.append(record)
+        records = pq.read_table(path).to_pylist()
+    else:
+        records = [record for _, record in iter_jsonl_records(path)]
     if not records:
         raise InputError(path, None, "expected at least one item")
     return records
