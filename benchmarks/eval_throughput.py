@@ -12,7 +12,6 @@ CPU cores. Run: python benchmarks/eval_throughput.py
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections import Counter
@@ -31,15 +30,10 @@ TINY_MODEL = {
 
 def make_plan(root: Path, n_questions: int, n_canaries: int, n_texts: int) -> Path:
     from designkit.data.corpus import prepare_corpus
-    from designkit.data.stdlib_docs import iter_stdlib_documents
+    from designkit.data.stdlib_docs import write_jsonl
     from designkit.planning import make_plan as plan_design
 
-    source = root / "docs.jsonl"
-    with source.open("w", encoding="utf-8") as fh:
-        for i, doc in enumerate(iter_stdlib_documents()):
-            if i >= 160:
-                break
-            fh.write(json.dumps({"text": doc}) + "\n")
+    source = write_jsonl(root / "docs.jsonl", max_documents=160)
     prepare_corpus(source, root / "corpus", train_vocab=512, show_progress=False)
     half = {"control": {"dose": 0, "share": 0.5}}
     design = {

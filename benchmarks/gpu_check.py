@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import sys
@@ -42,16 +41,11 @@ TINY = {
 def small_corpus(root: Path) -> str:
     """The first 120 stdlib docstring documents with a 512-token BPE (the tests' corpus)."""
     from designkit.data.corpus import prepare_corpus
-    from designkit.data.stdlib_docs import iter_stdlib_documents
+    from designkit.data.stdlib_docs import write_jsonl
 
     corpus = root / "corpus"
     if not (corpus / "corpus.json").is_file():
-        source = root / "docs.jsonl"
-        with source.open("w", encoding="utf-8") as fh:
-            for i, doc in enumerate(iter_stdlib_documents()):
-                if i >= 120:
-                    break
-                fh.write(json.dumps({"text": doc}) + "\n")
+        source = write_jsonl(root / "docs.jsonl", max_documents=120)
         prepare_corpus(source, corpus, train_vocab=512, show_progress=False, force=True)
     return str(corpus)
 

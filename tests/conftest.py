@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -40,15 +39,10 @@ def isolated_designkit_home(tmp_path_factory):
 def tiny_corpus(tmp_path_factory) -> Path:
     """A prepared corpus of ~150k tokens: the first stdlib docstring documents, BPE vocab 512."""
     from designkit.data.corpus import prepare_corpus
-    from designkit.data.stdlib_docs import iter_stdlib_documents
+    from designkit.data.stdlib_docs import write_jsonl
 
     root = tmp_path_factory.mktemp("tiny-corpus")
-    source = root / "docs.jsonl"
-    with source.open("w", encoding="utf-8") as fh:
-        for i, doc in enumerate(iter_stdlib_documents()):
-            if i >= 120:
-                break
-            fh.write(json.dumps({"text": doc}) + "\n")
+    source = write_jsonl(root / "docs.jsonl", max_documents=120)
     prepare_corpus(source, root / "corpus", train_vocab=512, show_progress=False)
     return root / "corpus"
 

@@ -58,3 +58,16 @@ def iter_stdlib_documents(root: Path | None = None) -> Iterator[str]:
         text = pydoc_data.topics.topics[key].strip()
         if text:
             yield text
+
+
+def write_jsonl(path: Path, max_documents: int | None = None) -> Path:
+    """Write the first ``max_documents`` documents as ``{"text": …}`` lines: a small real corpus
+    for tests and benchmarks that is still prepared like any user file."""
+    import json
+
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for i, doc in enumerate(iter_stdlib_documents()):
+            if max_documents is not None and i >= max_documents:
+                break
+            fh.write(json.dumps({"text": doc}) + "\n")
+    return Path(path)
