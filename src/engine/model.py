@@ -40,6 +40,19 @@ def plan_config(plan) -> Config:
     return config
 
 
+def verify_checkpoint_weights(plan) -> None:
+    """Continual pretraining: the checkpoint's weights must be the ones the plan was made from."""
+    from designkit.planning.planfile import sha256_file
+
+    model = plan.meta["model"]
+    expected = model.get("checkpoint_sha256")
+    if not model.get("checkpoint") or not expected:
+        return
+    weights = Path(model["checkpoint"]) / "lit_model.pth"
+    if sha256_file(weights) != expected:
+        raise InputError(weights, None, f"expected sha256 {expected[:12]}… as recorded in the plan (the checkpoint's weights changed)")
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True))
 

@@ -25,7 +25,7 @@ from designkit.planning.planfile import Plan
 from engine import applied_log, checkpoint, rundir, settings
 from engine.applied_log import AppliedLog, AppliedLogMismatch
 from engine.metrics import MetricsCSV, Progress, make_logger
-from engine.model import build_model, embedding_noise, plan_config
+from engine.model import build_model, embedding_noise, plan_config, verify_checkpoint_weights
 from engine.schedule import get_lr
 from engine.stream import InjectingStream, PlanEdits, Prefetcher, StepBatch
 
@@ -81,6 +81,8 @@ def train(
     edits = PlanEdits.from_plan(plan)
     config = plan_config(plan)
     mode = rundir.check(run_dir, plan.hash, resume=resume, force=force) if fabric.global_rank == 0 else None
+    if fabric.global_rank == 0 and not resume:
+        verify_checkpoint_weights(plan)  # once, not on every rank: a checkpoint can be many GB
     run_logger = make_logger(logger, run_dir, run_dir.name) if fabric.global_rank == 0 else None
 
     with settings.compile_caches_inside(run_dir):

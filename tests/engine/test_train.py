@@ -14,8 +14,8 @@ import torch
 from designkit.errors import InputError
 from designkit.planning import Plan
 from designkit.planning.planfile import write_plan
-from engine import checkpoint, settings
 from designkit.cli import main as designkit_main
+from engine import checkpoint, settings
 from engine.model import embedding_noise, noise_tensor
 from engine.stream import InjectingStream
 from engine.train import train
@@ -183,6 +183,21 @@ def test_continual_pretraining_starts_from_the_checkpoint_weights(tmp_path_facto
     assert torch.load(checkpoint.step_dir(run, 0) / "training_state.pt", weights_only=True)["optimizer"]["state"] == {}
     # it continues from a trained model: its first losses are far below an untrained model's
     assert float(_metrics(run)[0]["loss"]) < float(_metrics(trained_run)[0]["loss"]) - 0.5
+
+
+def test_continual_pretraining_refuses_weights_changed_since_planning(tmp_path, tmp_path_factory, tiny_corpus, trained_run):
+    source = tmp_path / "source"
+    shutil.copytree(checkpoint.step_dir(trained_run, 40), source)
+    plan = make_engine_plan(
+        tmp_path_factory, tiny_corpus, "plan-continual-changed",
+        **{"run.model": {"checkpoint": str(source)}, "run.steps": 20, "run.max_injected_fraction": 0.5, "run.training.checkpoints": [20]},
+    )  # fmt: skip
+    weights = torch.load(source / "lit_model.pth", weights_only=True)
+    weights[next(iter(weights))] += 1.0
+    torch.save(weights, source / "lit_model.pth")
+    with pytest.raises(InputError, match="lit_model.pth.*weights changed"):
+        train(plan, tmp_path / "run", accelerator="cpu", show_progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_remove_and_noise_edits_are_applied_and_logged(tmp_path, engine_plan):

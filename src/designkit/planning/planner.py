@@ -27,7 +27,7 @@ from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
 from designkit.errors import InputError
 from designkit.kinds import KINDS, Item, PlanContext
 from designkit.planning import budget, leakage, placement, power, randomize
-from designkit.planning.planfile import write_plan
+from designkit.planning.planfile import sha256_file, write_plan
 
 EOS_WRAP = 2  # an insertion is EOS + payload + EOS
 
@@ -353,7 +353,14 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             "train_tokens": train_tokens,
             "reserve_tokens": corpus.n_tokens - train_tokens,
         },
-        "model": {"config": model, "checkpoint": run.model.checkpoint, "name": run.model.name, "n_params": model_config.parameter_count(model)},
+        "model": {
+            "config": model,
+            "checkpoint": run.model.checkpoint,
+            # continual pretraining: train refuses weights that changed since planning
+            "checkpoint_sha256": sha256_file(Path(run.model.checkpoint) / "lit_model.pth") if run.model.checkpoint else None,
+            "name": run.model.name,
+            "n_params": model_config.parameter_count(model),
+        },
         "training": resolve_training(design),
         "experiments": experiments_json,
         "assignment": pd.concat([exp.rounding for exp in experiments]).to_dict("records"),
