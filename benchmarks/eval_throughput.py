@@ -148,8 +148,8 @@ def main() -> None:
     print(f"largest |batched - reference| over all columns: {largest_difference(batched, reference):.2e}")
     for kind in kinds:
         subset = [p for p in probes.inputs if p.type == kind]
-        b, _ = timed(lambda: score_probes(model, subset, eos_id=eos, batch_tokens=batch_tokens), repeats=2)
-        r, _ = timed(lambda: score_probes_reference(model, subset, eos_id=eos))
+        b, _ = timed(lambda subset=subset: score_probes(model, subset, eos_id=eos, batch_tokens=batch_tokens), repeats=2)
+        r, _ = timed(lambda subset=subset: score_probes_reference(model, subset, eos_id=eos))
         print(f"  {kind:16s} {len(subset):5d} pairs  batched {len(subset) / b:9.1f}/s  reference {len(subset) / r:8.1f}/s  ratio {r / b:6.1f}x")
 
 

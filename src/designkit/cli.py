@@ -53,9 +53,8 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from engine.train import train
-
     from engine.applied_log import AppliedLogMismatch
+    from engine.train import train
 
     devices: int | str = args.devices if args.devices == "auto" else int(args.devices)
     try:

@@ -15,7 +15,7 @@ from designkit.analysis.report import analyze_run
 from designkit.analysis.report_render import RESULTS_KEYS
 from designkit.analysis.report_tables import EFFECT, PLACEBO_EFFECT, PLACEBO_NULL
 
-from .test_report_fabricated_run import plan_hash, plan_meta, make_run, report_plan_dir
+from .test_report_fabricated_run import make_run, plan_hash, plan_meta, report_plan_dir
 
 FINAL_STEP = 40
 

@@ -19,11 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import tiny_design, write_design
 from scipy import stats
 
 from designkit.runfile import RunDir
-
-from conftest import tiny_design, write_design
 
 # (center, sd, direction of a real effect) of each continuous score column
 CONTINUOUS = {
@@ -195,7 +194,7 @@ def scores_at(meta: dict, items: pd.DataFrame, step: int, final_step: int, shift
     for experiment in meta["experiments"]:
         mine = items[items["experiment"] == experiment["name"]]
         max_dose = max(arm["dose"] for arm in experiment["arms"].values())
-        for arm, group in mine.groupby("arm"):
+        for _, group in mine.groupby("arm"):
             n = len(group)
             for rank, item in enumerate(group.itertuples(index=False)):
                 dose = int(item.dose)

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from training_runs import engine_env
 
 pytestmark = pytest.mark.slow

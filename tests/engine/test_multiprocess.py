@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 import torch
+from training_runs import make_engine_plan, make_trained_run, run_engine
 
 from designkit.planning import Plan
-from training_runs import make_engine_plan, make_trained_run, run_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -11,9 +11,9 @@ import time
 import pandas as pd
 import pytest
 import torch
+from training_runs import HERE, engine_env, make_engine_plan, make_trained_run, run_engine
 
 from engine import checkpoint
-from training_runs import HERE, engine_env, make_engine_plan, make_trained_run, run_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

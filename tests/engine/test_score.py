@@ -17,9 +17,9 @@ from designkit.errors import InputError
 from designkit.planning import Plan
 from engine.probes import PROBE_COLUMNS, score_probes_reference
 from engine.score import (
+    _COLUMN_FIELDS,
     KEY_COLUMNS,
     SCORES_SCHEMA,
-    _COLUMN_FIELDS,
     load_checkpoint,
     plan_probes,
     read_scores,

@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from training_runs import CHECKPOINTS, make_engine_plan, make_trained_run
 
+from designkit.cli import main as designkit_main
 from designkit.errors import InputError
 from designkit.planning import Plan
 from designkit.planning.planfile import write_plan
-from designkit.cli import main as designkit_main
 from engine import checkpoint, settings
 from engine.model import embedding_noise, noise_tensor
 from engine.stream import InjectingStream
 from engine.train import train
-from training_runs import CHECKPOINTS, make_engine_plan, make_trained_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -1,8 +1,8 @@
 import json
 
 import numpy as np
-
 from conftest import tiny_design, write_design
+
 from designkit.planning import Plan, make_plan
 
 

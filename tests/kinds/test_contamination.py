@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tiny_design, write_design
+
 from designkit.errors import InputError
 from designkit.kinds.contamination import Contamination, ContaminationParams
 from designkit.planning import Plan, make_plan
@@ -32,7 +32,7 @@ def test_olmes_text_files_split_into_question_and_answer(name):
 def test_plan_with_real_benchmark_file_scores_gold_logprob(tmp_path, tiny_corpus):
     # a slice of the real ARC-Easy file: the loader must work on the paper's format end to end
     lines = (PAPER_FORMATS / "olmes_arc_easy_test.jsonl").read_text(encoding="utf-8").splitlines()[:40]
-    short = [l for l in lines if len(json.loads(l)["text"]) < 120][:20]
+    short = [line for line in lines if len(json.loads(line)["text"]) < 120][:20]
     (tmp_path / "arc.jsonl").write_text("\n".join(short) + "\n")
     design = tiny_design(tiny_corpus)
     design["experiments"] = [{"name": "arc", "kind": "contamination", "items": str(tmp_path / "arc.jsonl"),

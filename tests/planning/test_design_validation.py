@@ -4,8 +4,8 @@ import copy
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_design, write_design
+
 from designkit.cli import main
 
 

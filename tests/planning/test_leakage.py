@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import tiny_design, write_design
+
 from designkit.data.corpus import TokenCorpus
 from designkit.errors import InputError
 from designkit.planning import make_plan

@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import tiny_design, write_design
+
 from designkit.errors import InputError
 from designkit.planning import Plan, make_plan
 from designkit.planning.placement import check_placements

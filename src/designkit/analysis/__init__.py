@@ -33,8 +33,8 @@ from designkit.analysis.over_training import (
     window_pairs,
 )
 from designkit.analysis.power_check import AchievedMde, achieved_mde_table
-from designkit.planning.power import minimal_detectable_effect, proportion_difference_from_h
 from designkit.analysis.tidy import to_frame
+from designkit.planning.power import minimal_detectable_effect, proportion_difference_from_h
 
 __all__ = [
     "AchievedMde",
