@@ -92,3 +92,28 @@ def test_a_design_of_placebos_only_plans_no_edits(tmp_path, tiny_corpus):
     plan = Plan.open(tmp_path / "plan")
     assert len(plan.placements()) == 0
     assert plan.meta["budget"]["injected_tokens"] == 0
+
+
+def test_positions_in_the_items_file_place_treated_items_exactly_there(tmp_path, tiny_corpus):
+    records = [{"text": f"Record {i} about a quiet lighthouse.", "positions": [10 + i, 200 + i]} for i in range(6)]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    design = tiny_design(tiny_corpus)
+    design["experiments"] = [{"name": "texts", "kind": "texts", "items": str(tmp_path / "t.jsonl"),
+                              "arms": {"control": {"dose": 0, "share": 0.5}, "x2": {"dose": 2, "share": 0.5}}}]
+    make_plan(write_design(tmp_path / "d.yaml", design), tmp_path / "plan", show_progress=False)
+    plan = Plan.open(tmp_path / "plan")
+    items = plan.items().set_index("item_index")
+    for item_index, group in plan.placements().groupby("item_index"):
+        i = int(items.loc[item_index, "item_id"].split("/")[1])
+        assert sorted(group["global_seq"]) == [10 + i, 200 + i]
+    assert len(plan.placements()) == 6
+
+
+def test_positions_that_do_not_match_the_dose_are_refused(tmp_path, tiny_corpus):
+    records = [{"text": f"Record {i}.", "positions": [5]} for i in range(4)]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    design = tiny_design(tiny_corpus)
+    design["experiments"] = [{"name": "texts", "kind": "texts", "items": str(tmp_path / "t.jsonl"),
+                              "arms": {"control": {"dose": 0, "share": 0.5}, "x2": {"dose": 2, "share": 0.5}}}]
+    with pytest.raises(InputError, match="positions.*expected 2 global sequence indices"):
+        make_plan(write_design(tmp_path / "d.yaml", design), tmp_path / "plan", show_progress=False)

@@ -83,6 +83,23 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _with_explicit_positions(items: list[Item], records: list[dict[str, Any]], path: Path) -> list[Item]:
+    """Copy a ``positions`` field of the items file (global sequence indices) onto its items."""
+    if not any("positions" in record for record in records):
+        return items
+    if len(items) != len(records):
+        raise InputError(path, "positions", f"expected one item per record when records give positions, kind made {len(items)} from {len(records)}")
+    for line, (item, record) in enumerate(zip(items, records), start=1):
+        positions = record.get("positions")
+        if positions is None:
+            continue
+        if not isinstance(positions, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
+            raise InputError(f"{path}:{line}", "positions", f"expected a list of global sequence indices, got {positions!r}")
+        item.positions = positions
+        item.meta.pop("positions", None)
+    return items
+
+
 def build_experiment_items(design: Design, index: int, context: PlanContext, design_file: Path) -> ExperimentItems:
     spec = design.experiments[index]
     at = f"experiments[{index}]"
@@ -93,7 +110,8 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
             items = kind.generate(options, derive_rng(design.seed, spec.name, "items"), context)
         else:
             path = Path(spec.items.path)
-            items = kind.load(path, _read_records(path), context)
+            records = _read_records(path)
+            items = _with_explicit_positions(kind.load(path, records, context), records, path)
     except InputError as exc:
         if exc.file is None:  # a kind's error without a file belongs to this experiment of the design
             raise InputError(design_file, f"{at}.{exc.field}" if exc.field else at, exc.detail) from None
