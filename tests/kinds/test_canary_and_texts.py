@@ -17,6 +17,9 @@ def test_canaries_are_random_non_special_tokens_stored_exactly(tiny_plan):
         assert list(row.probe_tokens) == payload
         assert list(row.prompt_tokens) + list(row.target_tokens) == payload
         assert len(row.prompt_tokens) == 4
+        # the order-memorization control: the same tokens, in another order
+        assert sorted(row.alt_probe_tokens) == sorted(payload)
+    assert any(list(r.alt_probe_tokens) != list(r.probe_tokens) for r in canaries.itertuples())
 
 
 def test_texts_kind_reads_a_custom_key_and_generates_reserve_excerpts(tmp_path, tiny_corpus):

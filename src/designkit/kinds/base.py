@@ -45,6 +45,8 @@ class Item:
     prompt_tokens: list[int] | None = None
     target_tokens: list[int] | None = None
     probe_tokens: list[int] | None = None
+    alt_probe_tokens: list[int] | None = None
+    """Tokens scored as a within-item control text (e.g. the canary's tokens shuffled)."""
     stratum: str | None = None
     positions: list[int] | None = None
     """Explicit global sequence indices for the item's insertions, if the file gives them."""

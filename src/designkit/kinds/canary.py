@@ -2,8 +2,11 @@
 
 Random tokens carry no information the model could learn elsewhere, so the loss of an
 inserted canary against never-inserted canaries of the same construction measures
-memorization alone (Carlini et al. 2019, "The Secret Sharer"). Greedy extraction asks
-whether the model reproduces the canary's tail from its head.
+exposure (Carlini et al. 2019, "The Secret Sharer"). Part of a lower loss can be mere
+token familiarity: an inserted canary's tokens became more frequent. ``order_memorization``
+separates the two: the loss of the same tokens in a fixed shuffled order minus the loss in
+the inserted order, treated against control. Greedy extraction asks whether the model
+reproduces the canary's tail from its head.
 """
 
 from __future__ import annotations
@@ -45,15 +48,17 @@ class Canary(ExperimentKind):
         special = set(context.tokenizer.special_ids)
         vocabulary = np.array([t for t in range(context.tokenizer.vocab_size) if t not in special], dtype=np.int64)
         draws = vocabulary[rng.integers(len(vocabulary), size=(options.n, options.length))]
+        shuffled = rng.permuted(draws, axis=1)
         k = self.params.prefix_tokens
         items = []
-        for i, tokens in enumerate(draws.tolist()):
+        for i, (tokens, scrambled) in enumerate(zip(draws.tolist(), shuffled.tolist())):
             items.append(
                 Item(
                     source_id=f"{i:06d}",
                     text=context.tokenizer.decode(tokens),
                     payload_tokens=tokens,
                     probe_tokens=tokens,
+                    alt_probe_tokens=scrambled,
                     prompt_tokens=tokens[:k],
                     target_tokens=tokens[k:],
                     meta={"length": options.length},
@@ -65,6 +70,7 @@ class Canary(ExperimentKind):
         longest = max(len(item.target_tokens or ()) for item in items)
         return [
             ProbeSpec("loss", "text_loss", {"tokens": "probe_tokens", "min_k": self.params.min_k}),
+            ProbeSpec("loss_shuffled", "text_loss", {"tokens": "alt_probe_tokens", "min_k": self.params.min_k}),
             ProbeSpec("extract", "greedy", {"prompt": "prompt_tokens", "reference": "target_tokens", "max_new_tokens": longest}),
         ]
 
@@ -72,6 +78,8 @@ class Canary(ExperimentKind):
         return [
             OutcomeSpec("loss", "loss", "loss", "continuous", -1, primary=True,
                         description="mean per-token loss of the canary (nats)"),
+            OutcomeSpec("order_memorization", "loss_shuffled", "loss", "continuous", +1, minus_probe="loss",
+                        description="loss of the canary's tokens shuffled minus in their inserted order: memorized order beyond token familiarity"),
             OutcomeSpec("min_k_logprob", "loss", "min_k_logprob", "continuous", +1,
                         description="Min-K% log-prob membership score"),
             OutcomeSpec("extracted", "extract", "exact_match", "binary", +1, baseline=0.0,

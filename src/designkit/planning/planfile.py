@@ -65,6 +65,7 @@ ITEMS_SCHEMA = pa.schema(
         ("target_tokens", pa.list_(pa.int32())),
         ("alt_prompt_tokens", pa.list_(pa.int32())),
         ("probe_tokens", pa.list_(pa.int32())),
+        ("alt_probe_tokens", pa.list_(pa.int32())),
         ("choices_tokens", pa.list_(pa.list_(pa.int32()))),
         ("meta", pa.string()),
     ]

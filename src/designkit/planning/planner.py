@@ -184,6 +184,7 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
                     "target_tokens": _tokens(tokenizer, item.target_tokens, item.target),
                     "alt_prompt_tokens": _tokens(tokenizer, None, item.alt_prompt),
                     "probe_tokens": _tokens(tokenizer, item.probe_tokens, item.probe_text),
+                    "alt_probe_tokens": _tokens(tokenizer, item.alt_probe_tokens, None),
                     "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
                     "meta": json.dumps(item.meta, sort_keys=True, ensure_ascii=False),
                     "positions": item.positions,
