@@ -111,6 +111,7 @@ def leakage_report(
     corpus_tokens: np.ndarray | None,
     n: int,
     max_corpus_tokens: int | None = None,
+    progress=None,
 ) -> dict:
     """Counts per experiment and arm, the offending pairs and items (capped), as plain JSON."""
     hashes, owners = item_ngrams(payload_tokens, payload_index, n)
@@ -118,7 +119,7 @@ def leakage_report(
     pairs = cross_experiment_pairs(hashes, owners, experiment_codes)
     lengths = np.diff(payload_index)
     if corpus_tokens is not None:
-        in_corpus, scanned = corpus_hits(corpus_tokens, hashes, owners, n, max_tokens=max_corpus_tokens)
+        in_corpus, scanned = corpus_hits(corpus_tokens, hashes, owners, n, max_tokens=max_corpus_tokens, progress=progress)
     else:
         in_corpus, scanned = np.zeros(0, dtype=np.int64), 0
     flags = pd.DataFrame(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -329,14 +330,19 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     dtype = np.dtype(corpus.meta["dtype"])
     payload_tokens = np.fromiter((t for p in payloads for t in p), dtype=dtype, count=int(payload_index[-1]))
 
-    leak = leakage.leakage_report(
-        items,
-        payload_tokens,
-        payload_index,
-        np.asarray(corpus.tokens[:train_tokens]) if design.leakage.scan_corpus else None,
-        design.leakage.ngram,
-        design.leakage.max_corpus_tokens,
-    )
+    from tqdm.auto import tqdm
+
+    scan_total = min(train_tokens, design.leakage.max_corpus_tokens or train_tokens) if design.leakage.scan_corpus else 0
+    with tqdm(total=scan_total, desc="leakage scan", unit="tok", unit_scale=True, disable=not show_progress, file=sys.stderr) as bar:
+        leak = leakage.leakage_report(
+            items,
+            payload_tokens,
+            payload_index,
+            corpus.tokens[:train_tokens] if design.leakage.scan_corpus else None,  # memmap: scanned in chunks
+            design.leakage.ngram,
+            design.leakage.max_corpus_tokens,
+            progress=bar.update,
+        )
     leak["on_overlap"] = design.leakage.on_overlap
     if design.leakage.on_overlap == "error" and (leak["items_in_corpus"] or leak["cross_experiment_pairs"]):
         example = (leak["examples_in_corpus"] or [" and ".join(leak["examples_cross_experiment"][0])])[0]
