@@ -15,7 +15,6 @@ from designkit.planning import Plan
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-
 @pytest.fixture(scope="module")
 def engine_plan(tmp_path_factory, tiny_corpus):
     return make_engine_plan(tmp_path_factory, tiny_corpus)

@@ -30,7 +30,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EOS = 0
 
 
-
 class BigramStub(torch.nn.Module):
     """Logits depend only on the current token: ``logits[b, t] = table[idx[b, t]]``.
 

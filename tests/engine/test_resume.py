@@ -18,7 +18,6 @@ from engine import checkpoint
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-
 @pytest.fixture(scope="module")
 def engine_plan(tmp_path_factory, tiny_corpus):
     return make_engine_plan(tmp_path_factory, tiny_corpus)

@@ -33,7 +33,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FORMATS = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 
 
-
 def write_checkpoint(directory: Path, config: dict, *, seed: int, train_on: list[list[int]] | None = None, steps: int = 0) -> Path:
     """A LitGPT checkpoint dir of a tiny GPT, optionally trained ``steps`` steps on ``train_on``."""
     from litgpt.config import Config
