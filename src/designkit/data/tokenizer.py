@@ -62,6 +62,9 @@ class TextTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.backend.decode(list(map(int, ids)), skip_special_tokens=False)
 
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        return self.backend.decode_batch([list(map(int, ids)) for ids in batch], skip_special_tokens=False)
+
 
 def train_bpe_tokenizer(documents: Iterable[str], vocab_size: int, out_dir: str | Path) -> TextTokenizer:
     """Train a byte-level BPE (GPT-2 style) on ``documents`` and write it to ``out_dir``.

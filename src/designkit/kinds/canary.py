@@ -51,11 +51,12 @@ class Canary(ExperimentKind):
         shuffled = rng.permuted(draws, axis=1)
         k = self.params.prefix_tokens
         items = []
-        for i, (tokens, scrambled) in enumerate(zip(draws.tolist(), shuffled.tolist())):
+        texts = context.tokenizer.decode_batch(draws.tolist())
+        for i, (tokens, scrambled, text) in enumerate(zip(draws.tolist(), shuffled.tolist(), texts)):
             items.append(
                 Item(
                     source_id=f"{i:06d}",
-                    text=context.tokenizer.decode(tokens),
+                    text=text,
                     payload_tokens=tokens,
                     probe_tokens=tokens,
                     alt_probe_tokens=scrambled,

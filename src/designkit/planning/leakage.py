@@ -82,7 +82,7 @@ def corpus_hits(
     With ``max_tokens`` below the corpus size, evenly spaced chunks are scanned instead of
     everything, so a 200B-token corpus can still be sampled in minutes.
     """
-    targets = np.unique(hashes)
+    targets = np.sort(hashes)  # duplicates are harmless for the membership test below
     total = len(corpus_tokens)
     if total < n or len(targets) == 0:
         return np.zeros(0, dtype=np.int64), 0
@@ -96,12 +96,20 @@ def corpus_hits(
     for start in starts:
         window = np.asarray(corpus_tokens[start : min(start + chunk + n - 1, total)])
         chunk_hashes = ngram_hashes(window, n)
-        found.append(np.unique(chunk_hashes[np.isin(chunk_hashes, targets, assume_unique=False)]))
+        found.append(chunk_hashes[_member(chunk_hashes, targets)])
         scanned += len(window)
         if progress is not None:
             progress(len(window))
-    matched = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
-    return np.unique(owners[np.isin(hashes, matched)]), scanned
+    matched = np.sort(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+    return np.unique(owners[_member(hashes, matched)]), scanned
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin`` against an already sorted array: one binary search per value, no re-sorting."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
 
 
 def leakage_report(

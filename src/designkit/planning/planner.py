@@ -31,6 +31,8 @@ from designkit.planning import budget, leakage, placement, power, randomize
 from designkit.planning.planfile import sha256_file, write_plan
 
 EOS_WRAP = 2  # an insertion is EOS + payload + EOS
+# one encoder for every item: json.dumps with options builds a new one per call (slow at 1M items)
+_META_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 def derive_rng(seed: int, *labels: str) -> np.random.Generator:
@@ -146,7 +148,7 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
 
 def _tokens(tokenizer: TextTokenizer, given: list[int] | None, text: str | None) -> list[int] | None:
     if given is not None:
-        return [int(t) for t in given]
+        return given if isinstance(given, list) else [int(t) for t in given]
     if text is None:
         return None
     return tokenizer.encode(text)
@@ -187,7 +189,7 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
                     "probe_tokens": _tokens(tokenizer, item.probe_tokens, item.probe_text),
                     "alt_probe_tokens": _tokens(tokenizer, item.alt_probe_tokens, None),
                     "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
-                    "meta": json.dumps(item.meta, sort_keys=True, ensure_ascii=False),
+                    "meta": _META_ENCODER.encode(item.meta),
                     "positions": item.positions,
                     "footprint": len(payload) + EOS_WRAP,
                 }
