@@ -1,6 +1,6 @@
 """Calibration study of designkit's estimators: A/A false-positive rate, CI coverage, power.
 
-    python analysis/calibration.py [--replicates 500] [--seed 0] [--quick] [--z 2]
+    python analysis/calibration.py [--replicates 1000] [--seed 0] [--quick] [--z 2]
 
 Prints one row per check and exits 1 if any value falls outside its bounds. The
 simulation lives in `designkit.analysis.calibration_sim` so the tests can run a reduced
@@ -20,7 +20,7 @@ from designkit.analysis.calibration_sim import run_calibration
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=500, help="Monte-Carlo replicates per check")
+    parser.add_argument("--replicates", type=int, default=1000, help="Monte-Carlo replicates per check (about 5 min on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="200 replicates, dose-response at 30 items per dose, no bootstrap")
