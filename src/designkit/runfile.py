@@ -72,6 +72,22 @@ class RunDir:
             plan_path = path / plan_path
         return cls(path=path, meta=meta, plan_hash=meta["plan_hash"], plan_path=plan_path)
 
+    def plan(self):
+        """The plan the run was trained from (every file's hash verified); InputError unless
+        its hash is the one ``run.json`` recorded."""
+        from designkit.planning.planfile import PLAN_FILE, Plan
+
+        if not (self.plan_path / PLAN_FILE).is_file():
+            raise InputError(self.path / RUN_FILE, "plan_path", f"expected the plan the run was trained from at {self.plan_path}, found no {PLAN_FILE}")
+        plan = Plan.open(self.plan_path)
+        if plan.hash != self.plan_hash:
+            raise InputError(
+                self.path / RUN_FILE, "plan_hash",
+                f"expected the plan at {self.plan_path} to have hash {self.plan_hash[:12]}… as recorded, got {plan.hash[:12]}… "
+                "(the plan was re-made or replaced after training)",
+            )
+        return plan
+
     # checkpoints
     def checkpoints(self) -> dict[int, Path]:
         """``{step: checkpoints/step-XXXXXXXX}`` of every complete checkpoint (with weights), by step.
@@ -104,9 +120,6 @@ class RunDir:
         return frame
 
     # applied log
-    def has_applied(self) -> bool:
-        return (self.path / APPLIED_FILE).is_file()
-
     def applied(self) -> pd.DataFrame:
         """``applied.parquet``: every edit the run applied, ``edit`` and ``item_id`` as plain strings."""
         if "applied" not in self._cache:

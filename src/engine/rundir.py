@@ -6,7 +6,6 @@ run dir exits with code 2 before anything is spawned or written. ``initialize`` 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -14,22 +13,13 @@ from typing import Any, Literal
 import designkit
 from designkit import atomic_files
 from designkit.errors import InputError
-
-FORMAT = "designkit-run/1"
-RUN_FILE = "run.json"
+from designkit.runfile import FORMAT, RUN_FILE, RunDir
 
 Mode = Literal["fresh", "resume", "replace"]
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RUN_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, None, f"expected a readable run.json ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise InputError(path, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
-    return meta
+    return dict(RunDir.open(run_dir).meta)  # the one reader of run.json checks it
 
 
 def check(run_dir: Path, plan_hash: str, *, resume: bool, force: bool) -> Mode:

@@ -12,9 +12,7 @@ analysis treats absent scores as missing, while a NaN row would enter its means.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 from designkit.atomic_files import atomic_path
 from designkit.errors import InputError
 from designkit.planning.planfile import Plan
+from designkit.runfile import RunDir
 from engine.probes import DEFAULT_BATCH_TOKENS, DEFAULT_MIN_K, PROBE_COLUMNS, ProbeInput, required_context, score_probes
 
 KEY_COLUMNS = ("item_index", "item_id", "experiment", "probe", "step")
@@ -76,8 +75,6 @@ _COLUMN_FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
     "greedy": (("prompt", True), ("reference", True)),
     "text_loss": (("tokens", True),),
 }
-
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -247,44 +244,8 @@ def score_checkpoint(
     return _score_rows(probes, rows, step)
 
 
-def checkpoint_dirs(run_dir: str | Path) -> dict[int, Path]:
-    """``{step: RUN/checkpoints/step-XXXXXXXX}`` for every checkpoint with weights, by step."""
-    found = {}
-    for weights in Path(run_dir).glob("checkpoints/step-*/lit_model.pth"):
-        match = _STEP_DIR.match(weights.parent.name)
-        if match:
-            found[int(match.group(1))] = weights.parent
-    return dict(sorted(found.items()))
-
-
 def scores_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / "scores" / f"step-{step:08d}.parquet"
-
-
-def open_run_plan(run_dir: str | Path) -> Plan:
-    """The plan a run was trained from; InputError unless its hash matches ``run.json``."""
-    run_dir = Path(run_dir)
-    run_file = run_dir / "run.json"
-    if not run_file.is_file():
-        raise InputError(run_dir, "run.json", "expected a run directory (made by designkit train)")
-    try:
-        meta = json.loads(run_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(run_file, None, f"expected JSON ({exc.msg})") from None
-    for name in ("plan_path", "plan_hash"):
-        if not isinstance(meta.get(name), str):
-            raise InputError(run_file, name, f"expected a string, got {meta.get(name)!r}")
-    plan_path = Path(meta["plan_path"])
-    if not plan_path.is_absolute():
-        plan_path = run_dir / plan_path
-    plan = Plan.open(plan_path)
-    if plan.hash != meta["plan_hash"]:
-        raise InputError(
-            run_file,
-            "plan_hash",
-            f"expected the plan at {plan_path} to have hash {meta['plan_hash'][:12]}…, got {plan.hash[:12]}… (the plan changed after training)",
-        )
-    return plan
 
 
 def score_run(
@@ -302,8 +263,9 @@ def score_run(
     written by this call, by step. Each file is written atomically.
     """
     run_dir = Path(run_dir)
-    plan = open_run_plan(run_dir)
-    checkpoints = checkpoint_dirs(run_dir)
+    run = RunDir.open(run_dir)
+    plan = run.plan()
+    checkpoints = run.checkpoints()
     if not checkpoints:
         raise InputError(run_dir, "checkpoints", "expected at least one checkpoints/step-XXXXXXXX/lit_model.pth (train first)")
     if steps is not None:
@@ -338,9 +300,3 @@ def score_run(
     return written
 
 
-def read_scores(run_dir: str | Path) -> pd.DataFrame:
-    """All ``RUN/scores/step-*.parquet`` files as one table, ordered by step."""
-    files = sorted((Path(run_dir) / "scores").glob("step-*.parquet"))
-    if not files:
-        raise InputError(run_dir, "scores", "expected scores/step-XXXXXXXX.parquet files (run scoring first)")
-    return scores_frame(pa.concat_tables([pq.read_table(f, schema=SCORES_SCHEMA) for f in files]))

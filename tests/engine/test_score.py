@@ -15,6 +15,7 @@ import torch
 
 from designkit.errors import InputError
 from designkit.planning import Plan
+from designkit.runfile import RunDir
 from engine.probes import PROBE_COLUMNS, score_probes_reference
 from engine.score import (
     _COLUMN_FIELDS,
@@ -22,7 +23,6 @@ from engine.score import (
     SCORES_SCHEMA,
     load_checkpoint,
     plan_probes,
-    read_scores,
     score_checkpoint,
     score_run,
     scores_path,
@@ -184,7 +184,7 @@ def test_score_run_writes_missing_checkpoints_atomically_and_deterministically(r
     for path, table in first.items():
         assert pq.read_table(path).equals(table)
     assert pq.read_table(written[0]).schema.equals(SCORES_SCHEMA)
-    frame = read_scores(run)
+    frame = RunDir.open(run).scores()
     assert sorted(frame["step"].unique()) == [0, 40]
     pd.testing.assert_frame_equal(
         frame[frame["step"] == 40].reset_index(drop=True),

@@ -41,8 +41,8 @@ from designkit.analysis.report_tables import AppliedCheck, ReportTables, check_a
 from designkit.analysis.summary_text import experiment_paragraphs
 from designkit.console_table import format_table
 from designkit.errors import InputError
-from designkit.planning.planfile import PLAN_FILE, Plan
-from designkit.runfile import RUN_FILE, RunDir
+from designkit.planning.planfile import Plan
+from designkit.runfile import RunDir
 
 RESULTS_FILE = "results.json"
 
@@ -88,7 +88,7 @@ def analyze_run(run_dir: str | Path, out: str | Path, *, force: bool = False,
     run_dir = Path(run_dir)
     replace = check_report_dir(out, force, run_dir)
     run = RunDir.open(run_dir)
-    plan = _open_plan(run)
+    plan = run.plan()
     steps = [int(s) for s in plan.meta["training"]["checkpoint_steps"]]
     _check_checkpoints(run, steps)
     score_steps = _check_scored(run, steps)
@@ -134,19 +134,6 @@ def check_report_dir(out: Path, force: bool, run_dir: Path) -> bool:
     if not (out / RESULTS_FILE).is_file():
         raise InputError(out, None, f"expected a designkit report directory (with {RESULTS_FILE}) to replace; refusing to delete another directory")
     return True
-
-
-def _open_plan(run: RunDir) -> Plan:
-    if not (run.plan_path / PLAN_FILE).is_file():
-        raise InputError(run.path / RUN_FILE, "plan_path", f"expected the plan the run was trained from at {run.plan_path}, found no {PLAN_FILE}")
-    plan = Plan.open(run.plan_path)  # verifies every file's hash
-    if plan.hash != run.plan_hash:
-        raise InputError(
-            run.path / RUN_FILE, "plan_hash",
-            f"expected the plan at {run.plan_path} to have the recorded hash {run.plan_hash[:12]}…, got {plan.hash[:12]}… "
-            "(the plan was re-made or replaced after training)",
-        )
-    return plan
 
 
 def _check_checkpoints(run: RunDir, steps: list[int]) -> None:
