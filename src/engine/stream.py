@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from designkit.errors import InputError
+from designkit.planning.placement import check_placements
 from engine.permutation import FeistelPermutation
 
 INSERT, REMOVE, NOISE = 0, 1, 2
@@ -92,28 +93,29 @@ class PlanEdits:
             noise_std=noise_std,
             item_ids=items["item_id"].to_numpy(object),
         )
-        edits.check(plan.path / "placements.parquet", n_sequences=plan.n_sequences, seq_len=plan.seq_len, n_items=len(items), payload_index=plan.payload[1])
+        # the geometric invariants (sorted, in range, no straddle, no overlap) are the planner's
+        problem = check_placements(frame, seq_len=plan.seq_len, n_sequences=plan.n_sequences)
+        if problem is not None:
+            raise InputError(plan.path / "placements.parquet", None, f"expected valid placements, found that {problem}")
+        edits.check(plan.path / "placements.parquet", n_items=len(items), payload_index=plan.payload[1])
         return edits
 
-    def check(self, file: Path, *, n_sequences: int, seq_len: int, n_items: int, payload_index: np.ndarray) -> None:
-        """The invariants the stream relies on (vectorised; the plan reader checks only hashes)."""
+    def check(self, file: Path, *, n_items: int, payload_index: np.ndarray) -> None:
+        """What the stream relies on beyond ``check_placements``: items, payload lengths,
+        reserve windows and noise seeds (vectorised; the plan reader checks only hashes)."""
         g = self.global_seq
 
         def fail(field: str, what: str, where: np.ndarray) -> None:
             row = int(np.flatnonzero(where)[0])
             raise InputError(file, f"row {row}.{field}", f"expected {what}")
 
-        if len(g) > 1 and (np.diff(g) < 0).any():
-            fail("global_seq", "placements sorted by global_seq", np.r_[False, np.diff(g) < 0])
-        if len(g) and ((g < 0) | (g >= n_sequences)).any():
-            fail("global_seq", f"a sequence index in [0, {n_sequences})", (g < 0) | (g >= n_sequences))
         has_item = self.item_index >= 0
         if (self.item_index >= n_items).any():
             fail("item_index", f"an item row in [0, {n_items}) or -1", self.item_index >= n_items)
         ins = self.edit == INSERT
-        bad = ins & ((self.offset < 0) | (self.offset + self.n_tokens > seq_len) | (self.n_tokens < 2) | ~has_item)
+        bad = ins & ((self.n_tokens < 2) | ~has_item)
         if bad.any():
-            fail("offset", f"an insertion of an item inside window positions [0, {seq_len})", bad)
+            fail("item_index", "an insertion of an item (with its two EOS wrappers)", bad)
         payload_len = np.diff(payload_index)[np.clip(self.item_index, 0, max(n_items - 1, 0))] if n_items else np.zeros(len(g), np.int64)
         bad = ins & (self.n_tokens != payload_len + 2)
         if bad.any():

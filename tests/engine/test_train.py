@@ -199,6 +199,25 @@ def test_continual_pretraining_refuses_weights_changed_since_planning(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_overlapping_insertions_are_refused_before_training(tmp_path, engine_plan):
+    plan = Plan.open(engine_plan)
+    frame = plan.placements()
+    frame = frame.assign(edit=frame["edit"].astype(str))
+    first = frame.iloc[0]
+    clash = first.copy()
+    clash["offset"] = int(first["offset"]) + 1 if int(first["offset"]) + int(first["n_tokens"]) < plan.seq_len else int(first["offset"]) - 1
+    clash["repetition"] = 99
+    frame = pd.concat([frame, clash.to_frame().T.astype(frame.dtypes.to_dict())], ignore_index=True)
+    frame = frame.sort_values(["global_seq", "offset"], kind="stable").reset_index(drop=True)
+    meta = {k: v for k, v in plan.meta.items() if k not in ("files", "format")}
+    payload_tokens, payload_index = plan.payload
+    edited = tmp_path / "plan"
+    write_plan(edited, meta, plan.items(), np.asarray(payload_tokens), payload_index, frame, plan.reserved(), plan.tokenizer_dir)
+    with pytest.raises(InputError, match="placements.parquet: expected valid placements, found that two edits overlap"):
+        train(edited, tmp_path / "run", accelerator="cpu", show_progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_remove_and_noise_edits_are_applied_and_logged(tmp_path, engine_plan):
     plan = Plan.open(engine_plan)
     placements = plan.placements()
