@@ -60,7 +60,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     try:
         summary = train(
             args.plan,
-        args.out,
+            args.out,
             resume=args.resume,
             force=args.force,
             devices=devices,
@@ -68,6 +68,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
             strategy=args.strategy,
             accelerator=args.accelerator,
             logger=args.logger,
+            corpus=args.corpus,
             show_progress=not args.quiet,
         )
     except AppliedLogMismatch as exc:
@@ -142,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], default="auto")
     p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda, …")
     p.add_argument("--logger", choices=["tensorboard", "wandb"], default=None)
+    p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                   help="the plan's corpus at another path (e.g. on the cluster); refused unless its fingerprint matches")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 

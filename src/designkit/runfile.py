@@ -72,9 +72,17 @@ class RunDir:
             plan_path = path / plan_path
         return cls(path=path, meta=meta, plan_hash=meta["plan_hash"], plan_path=plan_path)
 
+    @property
+    def corpus_path(self) -> Path | None:
+        """The corpus directory the run was last trained with when not the plan's (``train --corpus``), else None."""
+        resumes = self.meta.get("resumes") or []
+        latest = resumes[-1] if resumes and isinstance(resumes[-1], dict) else self.meta
+        value = latest.get("corpus_path")
+        return Path(value) if isinstance(value, str) and value else None
+
     def plan(self):
         """The plan the run was trained from (every file's hash verified); InputError unless
-        its hash is the one ``run.json`` recorded."""
+        its hash is the one ``run.json`` recorded. It reads the corpus where the run did."""
         from designkit.planning.planfile import PLAN_FILE, Plan
 
         if not (self.plan_path / PLAN_FILE).is_file():
@@ -86,6 +94,8 @@ class RunDir:
                 f"expected the plan at {self.plan_path} to have hash {self.plan_hash[:12]}… as recorded, got {plan.hash[:12]}… "
                 "(the plan was re-made or replaced after training)",
             )
+        if self.corpus_path is not None:
+            plan.use_corpus(self.corpus_path)
         return plan
 
     # checkpoints

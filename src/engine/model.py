@@ -41,8 +41,11 @@ def plan_config(plan) -> Config:
 
 
 def verify_checkpoint_weights(plan) -> None:
-    """Continual pretraining: the checkpoint's weights must be the ones the plan was made from."""
-    from designkit.planning.planfile import sha256_file
+    """Continual pretraining: the checkpoint's weights must be the ones the plan was made from.
+
+    The digest is cached while the file's size and mtime hold: a many-GB checkpoint is read
+    once, not on every plan and train."""
+    from designkit.file_hashes import sha256_file
 
     model = plan.meta["model"]
     expected = model.get("checkpoint_sha256")

@@ -22,6 +22,13 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     return dict(RunDir.open(run_dir).meta)  # the one reader of run.json checks it
 
 
+def recorded_corpus(run_dir: Path) -> Path | None:
+    """The corpus directory a run was last trained with when not the plan's (``train --corpus``)."""
+    if not (Path(run_dir) / RUN_FILE).is_file():
+        return None
+    return RunDir.open(run_dir).corpus_path
+
+
 def check(run_dir: Path, plan_hash: str, *, resume: bool, force: bool) -> Mode:
     """How to treat ``run_dir``; InputError if it must be left alone."""
     run_dir = Path(run_dir)

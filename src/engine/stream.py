@@ -201,7 +201,7 @@ class InjectingStream:
 
     @classmethod
     def from_plan(cls, plan, *, rank: int = 0, world_size: int = 1, edits: PlanEdits | None = None) -> InjectingStream:
-        corpus = plan.corpus()
+        corpus = plan.corpus(verify_tokens=False)  # train verifies every token once, on rank 0
         payload_tokens, payload_index = plan.payload
         edits = edits if edits is not None else PlanEdits.from_plan(plan)
         info = plan.meta["corpus"]

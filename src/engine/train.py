@@ -68,11 +68,21 @@ def train(
     strategy: str = "auto",
     accelerator: str = "auto",
     logger: str | None = None,
+    corpus: str | Path | None = None,
     show_progress: bool = True,
 ) -> TrainSummary:
-    """Train the plan at ``plan_dir`` into ``run_dir``. Bad input raises ``InputError``."""
+    """Train the plan at ``plan_dir`` into ``run_dir``. Bad input raises ``InputError``.
+
+    ``corpus`` reads the corpus from another directory than the plan's (a plan made on a
+    laptop, trained on a cluster); it is accepted only if its fingerprint matches. A resumed
+    run keeps the corpus directory it recorded unless ``corpus`` is given.
+    """
     plan = Plan.open(plan_dir)  # verifies every hash
     run_dir = Path(run_dir).resolve()
+    if corpus is None and resume:
+        corpus = rundir.recorded_corpus(run_dir)
+    if corpus is not None:
+        plan.use_corpus(corpus)
     accelerator = settings.resolve_accelerator(accelerator)
     devices = settings.parse_devices(devices)
     precision = settings.precision_for(plan, accelerator)
@@ -81,6 +91,8 @@ def train(
     edits = PlanEdits.from_plan(plan)
     config = plan_config(plan)
     mode = rundir.check(run_dir, plan.hash, resume=resume, force=force) if fabric.global_rank == 0 else None
+    if fabric.global_rank == 0:
+        plan.corpus()  # every token against the plan's fingerprint, once, not on every rank
     if fabric.global_rank == 0 and not resume:
         verify_checkpoint_weights(plan)  # once, not on every rank: a checkpoint can be many GB
     run_logger = make_logger(logger, run_dir, run_dir.name) if fabric.global_rank == 0 else None
@@ -103,6 +115,7 @@ def train(
                 "precision": loop.precision,
                 "micro_batch_size": loop.micro_batch_size,
                 "compile": loop.compile,
+                "corpus_path": str(plan.corpus_path) if plan.corpus_path is not None else None,
             }
             rundir.initialize(run_dir, mode, plan, run_settings, resume_step)
             if run_logger is not None:

@@ -6,7 +6,6 @@ batches and appended to ``tokens.bin``, so corpora larger than memory work.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from designkit import atomic_files
+from designkit import atomic_files, file_hashes
 from designkit.data import sources, stdlib_docs
 from designkit.data.tokenizer import TOKENIZER_FILES, TextTokenizer, train_bpe_tokenizer
 from designkit.errors import InputError
@@ -31,12 +30,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 def _sha256_files(paths: Iterable[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return file_hashes.digest_files(paths)
 
 
 def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -95,6 +89,20 @@ class TokenCorpus:
 
     def tokenizer(self) -> TextTokenizer:
         return TextTokenizer(self.path)
+
+    def content_fingerprint(self) -> str:
+        """The fingerprint of the files as they are now: sha256 over every byte of ``tokens.bin``
+        and ``tokenizer.json`` (``corpus.json``'s ``fingerprint`` only says what they were).
+
+        Reading a 210B-token corpus takes long, so the result is cached while the files'
+        paths, sizes and modification times hold (``designkit.file_hashes``).
+        """
+        return file_hashes.sha256_files(fingerprint_files(self.path))
+
+
+def fingerprint_files(corpus_dir: Path) -> list[Path]:
+    """The files the fingerprint covers, in hashing order."""
+    return [Path(corpus_dir) / "tokens.bin", Path(corpus_dir) / "tokenizer.json"]
 
 
 def prepare_corpus(
@@ -159,15 +167,16 @@ def prepare_corpus(
             "vocab_size": tokenizer.vocab_size,
             "eos_id": tokenizer.eos_id,
             "bos_id": tokenizer.bos_id,
-            "fingerprint": _sha256_files([tmp / "tokens.bin", tmp / "tokenizer.json"]),
+            "fingerprint": _sha256_files(fingerprint_files(tmp)),
         }
         atomic_files.write_json(tmp / "corpus.json", meta)
+    file_hashes.remember(fingerprint_files(out), meta["fingerprint"])  # a rename keeps sizes and mtimes
     return TokenCorpus.open(out)
 
 
 def designkit_home() -> Path:
     """Where built-in corpora are cached (``$DESIGNKIT_HOME``, default ``~/.cache/designkit``)."""
-    return Path(os.environ.get("DESIGNKIT_HOME", Path.home() / ".cache" / "designkit"))
+    return file_hashes.designkit_home()
 
 
 def builtin_corpus(name: str, *, train_vocab: int | None, tokenizer_dir: Path | None, show_progress: bool = True) -> TokenCorpus:

@@ -132,6 +132,8 @@ class Plan:
     path: Path
     meta: dict[str, Any]
     hash: str
+    corpus_path: Path | None = None
+    """Where the corpus is read from when not where it was planned (``designkit train --corpus``)."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -216,12 +218,41 @@ class Plan:
         tokens, index = self.payload
         return np.asarray(tokens[index[item_index] : index[item_index + 1]])
 
-    def corpus(self):
-        """The corpus this plan was made for; its fingerprint must match."""
+    def use_corpus(self, path: str | Path) -> None:
+        """Read the corpus from ``path`` instead of where it was planned: a plan made on a laptop
+        trains on a cluster. ``corpus()`` accepts it only if its fingerprint matches."""
+        self.corpus_path = Path(path).resolve()
+        self._cache.pop("corpus", None)
+
+    def corpus(self, *, verify_tokens: bool = True):
+        """The corpus this plan was made for, at ``corpus_path`` or the planned path; InputError unless
+        its fingerprint is the plan's.
+
+        ``verify_tokens`` recomputes the fingerprint from every token (cached while the files'
+        sizes and mtimes hold), so a copy that differs by one token is refused; without it,
+        ``corpus.json``'s recorded fingerprint and shape are compared (a cheap check for the
+        processes of a run whose rank 0 verified the tokens).
+        """
         from designkit.data.corpus import TokenCorpus
 
+        if "corpus" in self._cache:
+            return self._cache["corpus"]
         info = self.meta["corpus"]
-        corpus = TokenCorpus.open(info["path"])
-        if corpus.fingerprint != info["fingerprint"]:
-            raise InputError(Path(info["path"]) / "corpus.json", "fingerprint", f"expected {info['fingerprint'][:12]}… as recorded in the plan, got {corpus.fingerprint[:12]}…")
+        path = self.corpus_path or Path(info["path"])
+        corpus = TokenCorpus.open(path)
+        expected = info["fingerprint"]
+        if corpus.fingerprint != expected:
+            raise InputError(path / "corpus.json", "fingerprint", f"expected {expected[:12]}… as recorded in the plan, got {corpus.fingerprint[:12]}… (another corpus)")
+        for key in ("n_tokens", "dtype", "eos_id", "vocab_size"):
+            if corpus.meta.get(key) != info[key]:
+                raise InputError(path / "corpus.json", key, f"expected {info[key]!r} as recorded in the plan, got {corpus.meta.get(key)!r}")
+        if verify_tokens:
+            actual = corpus.content_fingerprint()
+            if actual != expected:
+                raise InputError(
+                    path / "tokens.bin", "fingerprint",
+                    f"expected sha256 {expected[:12]}… over tokens.bin and tokenizer.json as recorded in the plan, got {actual[:12]}… "
+                    "(the corpus's tokens differ from those the plan was made for)",
+                )
+            self._cache["corpus"] = corpus
         return corpus

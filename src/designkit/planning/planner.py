@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import designkit
-from designkit import model_config, schema
+from designkit import file_hashes, model_config, schema
 from designkit.data.corpus import TokenCorpus, builtin_corpus
 from designkit.data.sources import iter_jsonl_records
 from designkit.data.tokenizer import TextTokenizer
@@ -28,7 +28,7 @@ from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
 from designkit.errors import InputError
 from designkit.kinds import KINDS, Item, PlanContext
 from designkit.planning import budget, leakage, placement, power, randomize
-from designkit.planning.planfile import sha256_file, write_plan
+from designkit.planning.planfile import write_plan
 
 EOS_WRAP = 2  # an insertion is EOS + payload + EOS
 # one encoder for every item: json.dumps with options builds a new one per call (slow at 1M items)
@@ -384,7 +384,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             "config": model,
             "checkpoint": run.model.checkpoint,
             # continual pretraining: train refuses weights that changed since planning
-            "checkpoint_sha256": sha256_file(Path(run.model.checkpoint) / "lit_model.pth") if run.model.checkpoint else None,
+            "checkpoint_sha256": file_hashes.sha256_file(Path(run.model.checkpoint) / "lit_model.pth") if run.model.checkpoint else None,
             "name": run.model.name,
             "n_params": model_config.parameter_count(model),
         },
