@@ -27,15 +27,15 @@ from designkit.errors import InputError
 
 def plan_config(plan) -> Config:
     """The plan's model config; for continual pretraining it must still match the checkpoint's."""
-    model = plan.meta["model"]
-    config = Config(**model["config"])
-    checkpoint = model.get("checkpoint")
+    model = plan.model_info
+    config = Config(**model.config)
+    checkpoint = model.checkpoint
     if checkpoint:
         path = Path(checkpoint) / "model_config.yaml"
         if not (Path(checkpoint) / "lit_model.pth").is_file() or not path.is_file():
             raise InputError(checkpoint, "lit_model.pth", "expected the LitGPT checkpoint the plan continues from (lit_model.pth + model_config.yaml)")
         theirs = _jsonable(dataclasses.asdict(Config.from_file(path)))
-        if theirs != _jsonable(model["config"]):
+        if theirs != _jsonable(model.config):
             raise InputError(path, None, "expected the same model config as when the plan was made (the checkpoint changed)")
     return config
 
@@ -47,11 +47,11 @@ def verify_checkpoint_weights(plan) -> None:
     once, not on every plan and train."""
     from designkit.file_hashes import sha256_file
 
-    model = plan.meta["model"]
-    expected = model.get("checkpoint_sha256")
-    if not model.get("checkpoint") or not expected:
+    model = plan.model_info
+    expected = model.checkpoint_sha256
+    if not model.checkpoint or not expected:
         return
-    weights = Path(model["checkpoint"]) / "lit_model.pth"
+    weights = Path(model.checkpoint) / "lit_model.pth"
     if sha256_file(weights) != expected:
         raise InputError(weights, None, f"expected sha256 {expected[:12]}… as recorded in the plan (the checkpoint's weights changed)")
 

@@ -62,16 +62,16 @@ MIN_FLUSH_STEPS = 100  # applied-log chunks: few files on long runs; checkpoints
 
 
 def resolve(plan, world_size: int, accelerator: str) -> LoopSettings:
-    t = plan.meta["training"]
+    t = plan.training
     file = Path(plan.path) / "plan.json"
     if plan.global_batch % world_size:
         raise InputError(file, "geometry.global_batch", f"expected a global batch divisible by the {world_size} processes, got {plan.global_batch}")
     local_batch = plan.global_batch // world_size
-    micro = min(int(t.get("micro_batch_size") or local_batch), local_batch)
+    micro = min(t.micro_batch_size or local_batch, local_batch)
     if local_batch % micro:
         raise InputError(file, "training.micro_batch_size", f"expected a divisor of the per-process batch {local_batch}, got {micro}")
     precision = precision_for(plan, accelerator)
-    log_every = max(1, int(t.get("log_every") or 10))
+    log_every = max(1, t.log_every)
     return LoopSettings(
         seq_len=plan.seq_len,
         global_batch=plan.global_batch,
@@ -79,25 +79,25 @@ def resolve(plan, world_size: int, accelerator: str) -> LoopSettings:
         local_batch=local_batch,
         micro_batch_size=micro,
         accumulation=local_batch // micro,
-        learning_rate=float(t["learning_rate"]),
-        min_lr=float(t["min_lr"]),
-        warmup_steps=int(t["warmup_steps"]),
-        weight_decay=float(t["weight_decay"]),
-        betas=(float(t["betas"][0]), float(t["betas"][1])),
-        eps=float(t["eps"]),
-        grad_clip=float(t["grad_clip"]),
+        learning_rate=t.learning_rate,
+        min_lr=t.min_lr,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        betas=t.betas,
+        eps=t.eps,
+        grad_clip=t.grad_clip,
         precision=str(precision),
-        compile=bool(t.get("compile", False)),
-        checkpoint_steps=tuple(sorted({int(s) for s in t.get("checkpoint_steps", [plan.steps])} | {plan.steps})),
+        compile=t.compile,
+        checkpoint_steps=tuple(sorted({*(t.checkpoint_steps or (plan.steps,)), plan.steps})),
         log_every=log_every,
         flush_every=max(log_every, MIN_FLUSH_STEPS),
-        seed=int(t["seed"]),
+        seed=t.seed,
     )
 
 
 def precision_for(plan, accelerator: str) -> str:
     """The plan's precision, else bf16 mixed precision on GPU and full fp32 on CPU."""
-    return str(plan.meta["training"].get("precision") or ("bf16-mixed" if accelerator == "cuda" else "32-true"))
+    return str(plan.training.precision or ("bf16-mixed" if accelerator == "cuda" else "32-true"))
 
 
 def resolve_accelerator(accelerator: str) -> str:

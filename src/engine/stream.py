@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from designkit import plan_types
 from designkit.errors import InputError
 from designkit.planning.placement import check_placements
 from engine.permutation import FeistelPermutation
 
 INSERT, REMOVE, NOISE = 0, 1, 2
-EDIT_NAMES = ("insert", "remove", "noise")
+EDIT_NAMES = plan_types.EDIT_KINDS
 _STREAM_LABEL = 0x5EED_0F_DA7A  # separates the stream's keys from other uses of the run seed
 WINDOW_BLOCK = 1 << 16  # positions per cached block of the base order (512 KiB)
 _CACHED_BLOCKS = 4
@@ -204,16 +205,16 @@ class InjectingStream:
         corpus = plan.corpus(verify_tokens=False)  # train verifies every token once, on rank 0
         payload_tokens, payload_index = plan.payload
         edits = edits if edits is not None else PlanEdits.from_plan(plan)
-        info = plan.meta["corpus"]
+        info = plan.corpus_info
         try:
             return cls(
                 corpus.tokens,
-                train_tokens=int(info["train_tokens"]),
+                train_tokens=info.train_tokens,
                 seq_len=plan.seq_len,
                 global_batch=plan.global_batch,
                 n_sequences=plan.n_sequences,
-                seed=int(plan.meta["training"]["seed"]),
-                eos_id=int(info["eos_id"]),
+                seed=plan.training.seed,
+                eos_id=info.eos_id,
                 edits=edits,
                 payload_tokens=payload_tokens,
                 payload_index=payload_index,

@@ -23,7 +23,7 @@ from designkit.analysis.effects import (
     effects_table,
 )
 from designkit.analysis.equivalence import Equivalence, tost_equivalence
-from designkit.analysis.experiment_spec import ArmSpec, ExperimentSpec, OutcomeSpec
+from designkit.plan_types import ArmSpec, ExperimentSpec, OutcomeSpec
 from designkit.analysis.multiple_testing import adjust, assign_families
 from designkit.analysis.outcome_frame import long_outcome_frame
 from designkit.analysis.over_training import (

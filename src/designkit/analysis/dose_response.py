@@ -32,7 +32,7 @@ from statsmodels.genmod import families as glm_families
 from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.plan_types import ExperimentSpec
 from designkit.analysis.tidy import to_frame
 
 SLOPE_MODEL = "log1p_dose"

@@ -40,7 +40,7 @@ from statsmodels.stats.proportion import (
     test_proportions_2indep,
 )
 
-from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.plan_types import ExperimentSpec
 from designkit.analysis.tidy import to_frame
 
 BINARY_METHOD = "newcombe_ci+score_test"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from designkit.analysis.effects import LONG_FRAME_COLUMNS
-from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.plan_types import ExperimentSpec
 
 ITEM_COLUMNS = ("item_index", "arm", "dose", "inserted")
 SCORE_COLUMNS = ("item_index", "experiment", "probe", "step")

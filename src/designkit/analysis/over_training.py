@@ -23,7 +23,7 @@ from designkit.analysis.effects import (
     effects_table,
     labelled_seed,
 )
-from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.plan_types import ExperimentSpec
 
 WINDOW_CONTRAST = "window_contrast"
 """`Effect.comparison` of a late-window arm vs an early-window arm of the same dose."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.plan_types import ExperimentSpec
 from designkit.analysis.tidy import to_frame
 from designkit.planning.power import minimal_detectable_effect
 

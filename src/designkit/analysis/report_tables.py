@@ -44,7 +44,7 @@ from designkit.analysis.effects import (
     finite_values,
 )
 from designkit.analysis.equivalence import Equivalence, tost_equivalence
-from designkit.analysis.experiment_spec import ExperimentSpec
+from designkit.plan_types import ExperimentSpec
 from designkit.analysis.multiple_testing import adjust
 from designkit.analysis.outcome_frame import long_outcome_frame
 from designkit.analysis.over_training import WINDOW_CONTRAST, window_contrasts_table

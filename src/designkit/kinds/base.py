@@ -14,14 +14,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from designkit.errors import InputError
+from designkit.plan_types import EditKind, OutcomeSpec, ProbeSpec
 
-ProbeType = Literal["logprob", "multiple_choice", "greedy", "text_loss"]
-OutcomeType = Literal["binary", "continuous"]
+__all__ = ["ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec", "record_meta"]
+
 
 
 @dataclass
@@ -51,45 +52,6 @@ class Item:
     positions: list[int] | None = None
     """Explicit global sequence indices for the item's insertions, if the file gives them."""
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    name: str
-    type: ProbeType
-    fields: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, **self.fields}
-
-
-@dataclass(frozen=True)
-class OutcomeSpec:
-    name: str
-    probe: str
-    column: str
-    type: OutcomeType
-    expected_sign: int
-    """+1 if a real effect raises the outcome (accuracy), -1 if it lowers it (loss)."""
-    primary: bool = False
-    baseline: float | None = None
-    """The control arm's expected value where it is known in advance (chance accuracy)."""
-    description: str = ""
-    minus_probe: str | None = None
-    """If set, the outcome is ``probe.column - minus_probe.column`` for the same item."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "probe": self.probe,
-            "column": self.column,
-            "minus_probe": self.minus_probe,
-            "type": self.type,
-            "expected_sign": self.expected_sign,
-            "primary": self.primary,
-            "baseline": self.baseline,
-            "description": self.description,
-        }
 
 
 class PlanContext:

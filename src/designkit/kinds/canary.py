@@ -77,14 +77,14 @@ class Canary(ExperimentKind):
 
     def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
         return [
-            OutcomeSpec("loss", "loss", "loss", "continuous", -1, primary=True,
+            OutcomeSpec(name="loss", probe="loss", column="loss", type="continuous", expected_sign=-1, primary=True,
                         description="mean per-token loss of the canary (nats)"),
-            OutcomeSpec("order_memorization", "loss_shuffled", "loss", "continuous", +1, minus_probe="loss",
+            OutcomeSpec(name="order_memorization", probe="loss_shuffled", column="loss", type="continuous", expected_sign=+1, minus_probe="loss",
                         description="loss of the canary's tokens shuffled minus in their inserted order: memorized order beyond token familiarity"),
-            OutcomeSpec("min_k_logprob", "loss", "min_k_logprob", "continuous", +1,
+            OutcomeSpec(name="min_k_logprob", probe="loss", column="min_k_logprob", type="continuous", expected_sign=+1,
                         description="Min-K% log-prob membership score"),
-            OutcomeSpec("extracted", "extract", "exact_match", "binary", +1, baseline=0.0,
+            OutcomeSpec(name="extracted", probe="extract", column="exact_match", type="binary", expected_sign=+1, baseline=0.0,
                         description="greedy decoding reproduces the canary's tail exactly"),
-            OutcomeSpec("extracted_prefix", "extract", "prefix_match", "continuous", +1,
+            OutcomeSpec(name="extracted_prefix", probe="extract", column="prefix_match", type="continuous", expected_sign=+1,
                         description="tokens of the tail reproduced before the first mistake"),
         ]

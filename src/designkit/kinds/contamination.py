@@ -174,27 +174,27 @@ class Contamination(ExperimentKind):
         if primary in ("recall_contrast", "recall_margin") and not any(item.alt_prompt for item in items):
             raise InputError(None, "params.primary_outcome", f"expected gold_logprob: {primary} needs generated items (an unrelated question per item)")
         outcomes = [
-            OutcomeSpec("gold_logprob", "gold", "logprob_per_token", "continuous", +1, primary == "gold_logprob",
+            OutcomeSpec(name="gold_logprob", probe="gold", column="logprob_per_token", type="continuous", expected_sign=+1, primary=primary == "gold_logprob",
                         description="per-token log-prob of the gold answer after its question"),
         ]
         if has_choices:
             n_choices = [len(item.choices) for item in items if item.choices]
             chance = float(np.mean([1.0 / n for n in n_choices]))
             outcomes += [
-                OutcomeSpec("accuracy", "mc", "correct_norm", "binary", +1, primary == "accuracy", baseline=chance,
+                OutcomeSpec(name="accuracy", probe="mc", column="correct_norm", type="binary", expected_sign=+1, primary=primary == "accuracy", baseline=chance,
                             description="ranked-choice accuracy (length-normalised log-likelihood)"),
-                OutcomeSpec("margin", "mc", "margin", "continuous", +1, primary == "margin",
+                OutcomeSpec(name="margin", probe="mc", column="margin", type="continuous", expected_sign=+1, primary=primary == "margin",
                             description="gold minus mean distractor per-token log-prob; familiarity-controlled when distractors are equally familiar"),
             ]
         if any(item.alt_prompt for item in items):
             outcomes += [
-                OutcomeSpec("gold_logprob_unrelated", "gold_unrelated", "logprob_per_token", "continuous", +1,
+                OutcomeSpec(name="gold_logprob_unrelated", probe="gold_unrelated", column="logprob_per_token", type="continuous", expected_sign=+1,
                             description="gold answer after an unrelated same-arm question: familiarity alone"),
-                OutcomeSpec("recall_contrast", "gold", "logprob_per_token", "continuous", +1,
-                            primary == "recall_contrast", minus_probe="gold_unrelated",
+                OutcomeSpec(name="recall_contrast", probe="gold", column="logprob_per_token", type="continuous", expected_sign=+1,
+                            primary=primary == "recall_contrast", minus_probe="gold_unrelated",
                             description="gold log-prob after its own minus after an unrelated question: recall beyond familiarity"),
-                OutcomeSpec("recall_margin", "mc", "margin", "continuous", +1,
-                            primary == "recall_margin", minus_probe="mc_unrelated",
+                OutcomeSpec(name="recall_margin", probe="mc", column="margin", type="continuous", expected_sign=+1,
+                            primary=primary == "recall_margin", minus_probe="mc_unrelated",
                             description="margin after its own minus after an unrelated question: recall, controlling familiarity and answer priors"),
             ]
         return outcomes

@@ -87,8 +87,8 @@ class Texts(ExperimentKind):
 
     def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
         return [
-            OutcomeSpec("loss", "loss", "loss", "continuous", -1, primary=True, description="mean per-token loss of the text (nats)"),
-            OutcomeSpec("min_k_logprob", "loss", "min_k_logprob", "continuous", +1, description="Min-K% log-prob membership score"),
-            OutcomeSpec("zlib_ratio", "loss", "zlib_ratio", "continuous", -1, description="loss relative to zlib entropy (Carlini et al. 2021)"),
-            OutcomeSpec("verbatim", "continue", "exact_match", "binary", +1, baseline=0.0, description="greedy continuation reproduces the text exactly"),
+            OutcomeSpec(name="loss", probe="loss", column="loss", type="continuous", expected_sign=-1, primary=True, description="mean per-token loss of the text (nats)"),
+            OutcomeSpec(name="min_k_logprob", probe="loss", column="min_k_logprob", type="continuous", expected_sign=+1, description="Min-K% log-prob membership score"),
+            OutcomeSpec(name="zlib_ratio", probe="loss", column="zlib_ratio", type="continuous", expected_sign=-1, description="loss relative to zlib entropy (Carlini et al. 2021)"),
+            OutcomeSpec(name="verbatim", probe="continue", column="exact_match", type="binary", expected_sign=+1, baseline=0.0, description="greedy continuation reproduces the text exactly"),
         ]

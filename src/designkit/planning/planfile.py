@@ -19,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from designkit import atomic_files
+from designkit import atomic_files, plan_types
 from designkit.data.tokenizer import TOKENIZER_FILES
 from designkit.errors import InputError
 
 FORMAT = "designkit-plan/1"
 PLAN_FILE = "plan.json"
-EDIT_KINDS = ("insert", "remove", "noise")
+EDIT_KINDS = plan_types.EDIT_KINDS
 
 
 def sha256_file(path: Path) -> str:
@@ -188,6 +188,27 @@ class Plan:
     @property
     def experiments(self) -> list[dict[str, Any]]:
         return self.meta["experiments"]
+
+    # the typed records of plan.json (designkit.plan_types)
+    @cached_property
+    def geometry(self) -> plan_types.Geometry:
+        return plan_types.Geometry.from_json(self.meta["geometry"])
+
+    @cached_property
+    def corpus_info(self) -> plan_types.CorpusInfo:
+        return plan_types.CorpusInfo.from_json(self.meta["corpus"])
+
+    @cached_property
+    def model_info(self) -> plan_types.ModelInfo:
+        return plan_types.ModelInfo.from_json(self.meta["model"])
+
+    @cached_property
+    def training(self) -> plan_types.TrainingSettings:
+        return plan_types.TrainingSettings.from_json(self.meta["training"])
+
+    @cached_property
+    def experiment_specs(self) -> tuple[plan_types.ExperimentSpec, ...]:
+        return tuple(plan_types.ExperimentSpec.from_json(e) for e in self.meta["experiments"])
 
     @property
     def tokenizer_dir(self) -> Path:

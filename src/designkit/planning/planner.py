@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import designkit
-from designkit import file_hashes, model_config, schema
+from designkit import file_hashes, model_config, plan_types, schema
 from designkit.data.corpus import TokenCorpus, builtin_corpus
 from designkit.data.sources import iter_jsonl_records
 from designkit.data.tokenizer import TextTokenizer
@@ -211,54 +211,55 @@ def checkpoint_steps(training, steps: int) -> list[int]:
     return sorted(s for s in chosen if s >= 0)
 
 
-def resolve_training(design: Design) -> dict[str, Any]:
+def resolve_training(design: Design) -> plan_types.TrainingSettings:
     t = design.run.training
-    return {
-        "seed": design.seed,
-        "learning_rate": t.learning_rate,
-        "min_lr": t.min_lr if t.min_lr is not None else t.learning_rate / 10,
-        "warmup_steps": t.warmup_steps if t.warmup_steps is not None else max(1, round(0.02 * design.run.steps)),
-        "weight_decay": t.weight_decay,
-        "betas": [t.beta1, t.beta2],
-        "eps": t.eps,
-        "grad_clip": t.grad_clip,
-        "micro_batch_size": t.micro_batch_size,
-        "precision": t.precision,
-        "compile": t.compile,
-        "checkpoint_steps": checkpoint_steps(t, design.run.steps),
-        "log_every": t.log_every,
-    }
+    return plan_types.TrainingSettings(
+        seed=design.seed,
+        learning_rate=t.learning_rate,
+        min_lr=t.min_lr if t.min_lr is not None else t.learning_rate / 10,
+        warmup_steps=t.warmup_steps if t.warmup_steps is not None else max(1, round(0.02 * design.run.steps)),
+        weight_decay=t.weight_decay,
+        betas=(t.beta1, t.beta2),
+        eps=t.eps,
+        grad_clip=t.grad_clip,
+        micro_batch_size=t.micro_batch_size,
+        precision=t.precision,
+        compile=t.compile,
+        checkpoint_steps=tuple(checkpoint_steps(t, design.run.steps)),
+        log_every=t.log_every,
+    )
 
 
-def _experiment_json(exp: ExperimentItems, design_file: Path, index: int) -> dict[str, Any]:
+def _experiment_spec(exp: ExperimentItems, design_file: Path, index: int) -> plan_types.ExperimentSpec:
+    """The experiment as the plan fixes it: arm sizes, control arm, probes and outcomes."""
     spec = exp.spec
     outcomes = exp.kind.outcomes(exp.items)
     primaries = [o.name for o in outcomes if o.primary]
     if len(primaries) != 1:
         raise InputError(design_file, f"experiments[{index}]", f"expected exactly one primary outcome, kind gave {primaries}")
     counts = pd.Series(exp.arms).value_counts()
-    control = next((a for a, s in spec.arms.items() if s.dose == 0), None)
-    return {
-        "name": spec.name,
-        "kind": spec.kind,
-        "placebo": spec.placebo,
-        "control_arm": control,
-        "stratify_by": spec.stratify_by,
-        "window": list(spec.window),
-        "arms": {
-            arm: {
-                "dose": s.dose,
-                "share": s.share,
-                "n_items": int(counts.get(arm, 0)),
-                "inserted": s.dose > 0 and not spec.placebo,
-                "window": list(s.window or spec.window),
-            }
+    return plan_types.ExperimentSpec(
+        name=spec.name,
+        kind=spec.kind,
+        placebo=spec.placebo,
+        control_arm=next((a for a, s in spec.arms.items() if s.dose == 0), None),
+        stratify_by=spec.stratify_by,
+        window=tuple(spec.window),
+        arms=tuple(
+            plan_types.ArmSpec(
+                name=arm,
+                dose=s.dose,
+                share=s.share,
+                n_items=int(counts.get(arm, 0)),
+                inserted=s.dose > 0 and not spec.placebo,
+                window=tuple(s.window or spec.window),
+            )
             for arm, s in spec.arms.items()
-        },
-        "params": schema.to_dict(exp.kind.params),
-        "probes": [p.to_json() for p in exp.kind.probes(exp.items)],
-        "outcomes": [o.to_json() for o in outcomes],
-    }
+        ),
+        params=schema.to_dict(exp.kind.params),
+        probes=tuple(exp.kind.probes(exp.items)),
+        outcomes=tuple(outcomes),
+    )
 
 
 def _power_rows(experiments: list[dict[str, Any]], alpha: float, power_level: float) -> list[dict]:
@@ -355,40 +356,40 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             f"{leak['cross_experiment_pairs']} cross-experiment pairs (e.g. {example})",
         )
 
-    experiments_json = [_experiment_json(exp, design_file, i) for i, exp in enumerate(experiments)]
+    experiments_json = [_experiment_spec(exp, design_file, i).to_json() for i, exp in enumerate(experiments)]
     plan = {
         "designkit_version": designkit.__version__,
         "name": design.name,
         "seed": design.seed,
         "design": design_to_dict(design),
-        "geometry": {
-            "seq_len": run.seq_len,
-            "global_batch": run.global_batch,
-            "steps": run.steps,
-            "n_sequences": n_sequences,
-            "total_tokens": total_tokens,
-            "corpus_epochs": n_sequences / max(1, train_tokens // window_tokens),
-        },
-        "corpus": {
-            "source": run.corpus,
-            "path": str(corpus.path.resolve()),
-            "fingerprint": corpus.fingerprint,
-            "dtype": corpus.meta["dtype"],
-            "vocab_size": corpus.vocab_size,
-            "eos_id": corpus.eos_id,
-            "n_tokens": corpus.n_tokens,
-            "train_tokens": train_tokens,
-            "reserve_tokens": corpus.n_tokens - train_tokens,
-        },
-        "model": {
-            "config": model,
-            "checkpoint": run.model.checkpoint,
+        "geometry": plan_types.Geometry(
+            seq_len=run.seq_len,
+            global_batch=run.global_batch,
+            steps=run.steps,
+            n_sequences=n_sequences,
+            total_tokens=total_tokens,
+            corpus_epochs=n_sequences / max(1, train_tokens // window_tokens),
+        ).to_json(),
+        "corpus": plan_types.CorpusInfo(
+            source=run.corpus,
+            path=str(corpus.path.resolve()),
+            fingerprint=corpus.fingerprint,
+            dtype=corpus.meta["dtype"],
+            vocab_size=corpus.vocab_size,
+            eos_id=corpus.eos_id,
+            n_tokens=corpus.n_tokens,
+            train_tokens=train_tokens,
+            reserve_tokens=corpus.n_tokens - train_tokens,
+        ).to_json(),
+        "model": plan_types.ModelInfo(
+            config=model,
+            checkpoint=run.model.checkpoint,
             # continual pretraining: train refuses weights that changed since planning
-            "checkpoint_sha256": file_hashes.sha256_file(Path(run.model.checkpoint) / "lit_model.pth") if run.model.checkpoint else None,
-            "name": run.model.name,
-            "n_params": model_config.parameter_count(model),
-        },
-        "training": resolve_training(design),
+            checkpoint_sha256=file_hashes.sha256_file(Path(run.model.checkpoint) / "lit_model.pth") if run.model.checkpoint else None,
+            name=run.model.name,
+            n_params=model_config.parameter_count(model),
+        ).to_json(),
+        "training": resolve_training(design).to_json(),
         "experiments": experiments_json,
         "assignment": pd.concat([exp.rounding for exp in experiments]).to_dict("records"),
         "budget": budget_info,
