@@ -2,9 +2,10 @@
 
 Sequence ``g`` is, in this order (docs/formats.md, "Token positions"):
 
-1. the base window: epoch ``e = g // n_windows`` visits the ``(seq_len + 1)``-token windows
-   of the training region ``[0, train_tokens)`` in the order of its own keyed permutation
-   (``engine.permutation``), so ``g`` reads window ``perm_e(g % n_windows)``;
+1. the base window of base sequence ``b = stream_offset + g`` (``geometry.stream_offset``:
+   0 except in continuation sub-plans, which go on where their parent stopped). Epoch
+   ``e = b // n_windows`` visits the ``(seq_len + 1)``-token windows of the training region
+   ``[0, train_tokens)`` in the order of its own keyed permutation (``engine.permutation``), so ``g`` reads window ``perm_e(b % n_windows)``;
 2. every plan edit of ``g``: ``insert`` overwrites ``[offset, offset + n_tokens)`` with
    EOS + payload + EOS, ``remove`` swaps the whole window for reserve window
    ``reserve_seq`` (read from ``[train_tokens, n_tokens)``, which nothing else reads),
@@ -168,8 +169,10 @@ class InjectingStream:
         payload_index: np.ndarray | None = None,
         rank: int = 0,
         world_size: int = 1,
+        stream_offset: int = 0,
     ):
         self.tokens = tokens
+        self.stream_offset = int(stream_offset)  # a continuation reads the parent's base windows from here on
         self.train_tokens = int(train_tokens)
         self.seq_len = int(seq_len)
         self.window = self.seq_len + 1
@@ -220,6 +223,7 @@ class InjectingStream:
                 payload_index=payload_index,
                 rank=rank,
                 world_size=world_size,
+                stream_offset=int(plan.meta["geometry"].get("stream_offset", 0)),
             )
         except ValueError as exc:
             raise InputError(plan.path / "plan.json", None, f"expected a plan the engine can stream ({exc})") from None
@@ -265,7 +269,7 @@ class InjectingStream:
     def sequences(self, first_seq: int, end_seq: int) -> tuple[np.ndarray, int, int]:
         """Tokens of sequences ``[first_seq, end_seq)`` with their edits, and the edit rows applied."""
         seqs = np.arange(first_seq, end_seq, dtype=np.int64)
-        out = self._gather(self.windows(seqs) * self.window)
+        out = self._gather(self.windows(seqs + self.stream_offset) * self.window)
         lo, hi = self.edits.span(first_seq, end_seq)
         if hi > lo:
             self._apply(out, first_seq, lo, hi)

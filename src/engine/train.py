@@ -22,11 +22,10 @@ import torch
 
 from designkit.errors import InputError
 from designkit.planning.planfile import Plan
-from engine import applied_log, checkpoint, rundir, settings
+from engine import applied_log, checkpoint, continuation, rundir, settings
 from engine.applied_log import AppliedLog, AppliedLogMismatch
 from engine.metrics import MetricsCSV, Progress, make_logger
 from engine.model import build_model, embedding_noise, plan_config, verify_checkpoint_weights
-from engine.schedule import get_lr
 from engine.stream import InjectingStream, PlanEdits, Prefetcher, StepBatch
 
 
@@ -95,6 +94,8 @@ def train(
         plan.corpus()  # every token against the plan's fingerprint, once, not on every rank
     if fabric.global_rank == 0 and not resume:
         verify_checkpoint_weights(plan)  # once, not on every rank: a checkpoint can be many GB
+        if (cont := continuation.Continuation.from_plan(plan)) is not None:
+            continuation.verify_training_state(plan, cont)
     run_logger = make_logger(logger, run_dir, run_dir.name) if fabric.global_rank == 0 else None
 
     with settings.compile_caches_inside(run_dir):
@@ -150,6 +151,8 @@ def main(fabric, plan: Plan, config, edits: PlanEdits, loop: settings.LoopSettin
         if state.get("plan_hash") != plan.hash:
             raise InputError(checkpoint.step_dir(run_dir, resume_step), "training_state.pt", "expected a checkpoint of this plan")
         start_step = int(state["step"])
+    elif (cont := continuation.Continuation.from_plan(plan)) is not None and cont.optimizer == "parent":
+        continuation.load_parent_state(fabric, plan, cont, model, optimizer)  # a sub-run continuing its parent exactly
     elif plan.meta["model"].get("checkpoint"):
         # continual pretraining: the checkpoint's weights, a fresh optimizer
         from litgpt.utils import load_checkpoint
@@ -167,6 +170,7 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
     metrics = MetricsCSV(run_dir, resume_step=start_step) if rank0 else None
     progress = Progress(show_progress, total=loop.steps, initial=start_step)
     state = {"plan_hash": plan.hash, "world_size": fabric.world_size, "controller": None}
+    cont = continuation.Continuation.from_plan(plan)
 
     def save(step: int) -> None:
         log.flush()  # a complete checkpoint implies the applied log up to it is on disk
@@ -191,7 +195,7 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
     try:
         for batch in batches:
             step = batch.step
-            lr = get_lr(step, learning_rate=loop.learning_rate, min_lr=loop.min_lr, warmup_steps=loop.warmup_steps, max_steps=loop.steps)
+            lr = continuation.learning_rate(step, loop, cont)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             tokens = batch.tensor.to(fabric.device, non_blocking=True)
