@@ -230,9 +230,11 @@ class Geometry:
     """``n_sequences × seq_len``."""
     corpus_epochs: float
     """Passes over the corpus's training region the run makes."""
+    stream_offset: int = 0
+    """Continuation sub-plans: sequence ``g`` reads the base window of sequence ``stream_offset + g``."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "seq_len": self.seq_len,
             "global_batch": self.global_batch,
             "steps": self.steps,
@@ -240,6 +242,9 @@ class Geometry:
             "total_tokens": self.total_tokens,
             "corpus_epochs": self.corpus_epochs,
         }
+        if self.stream_offset:  # absent means 0: plans without it keep their bytes
+            out["stream_offset"] = self.stream_offset
+        return out
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> Geometry:
@@ -250,6 +255,7 @@ class Geometry:
             n_sequences=int(entry["n_sequences"]),
             total_tokens=int(entry["total_tokens"]),
             corpus_epochs=float(entry.get("corpus_epochs", 0.0)),
+            stream_offset=int(entry.get("stream_offset", 0)),
         )
 
 
@@ -354,6 +360,8 @@ class TrainingSettings:
     compile: bool
     checkpoint_steps: tuple[int, ...]
     log_every: int
+    continuation: Mapping[str, Any] | None = None
+    """Continuation sub-plans only: how to go on from the parent checkpoint (``engine.continuation``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -370,6 +378,7 @@ class TrainingSettings:
             "compile": self.compile,
             "checkpoint_steps": list(self.checkpoint_steps),
             "log_every": self.log_every,
+            **({"continuation": dict(self.continuation)} if self.continuation else {}),
         }
 
     @classmethod
@@ -389,6 +398,7 @@ class TrainingSettings:
             compile=bool(entry.get("compile", False)),
             checkpoint_steps=tuple(int(s) for s in entry.get("checkpoint_steps", ())),
             log_every=int(entry.get("log_every") or 10),
+            continuation=dict(entry["continuation"]) if entry.get("continuation") else None,
         )
 
 

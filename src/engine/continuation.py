@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from designkit.errors import InputError
 from engine import checkpoint
 from engine.schedule import get_lr
@@ -41,7 +39,7 @@ class Continuation:
 
     @classmethod
     def from_plan(cls, plan) -> Continuation | None:
-        raw: dict[str, Any] | None = plan.meta["training"].get("continuation")
+        raw = plan.training.continuation
         if not raw:
             return None
         if not plan.meta["model"].get("checkpoint"):

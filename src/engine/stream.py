@@ -223,7 +223,7 @@ class InjectingStream:
                 payload_index=payload_index,
                 rank=rank,
                 world_size=world_size,
-                stream_offset=int(plan.meta["geometry"].get("stream_offset", 0)),
+                stream_offset=plan.geometry.stream_offset,
             )
         except ValueError as exc:
             raise InputError(plan.path / "plan.json", None, f"expected a plan the engine can stream ({exc})") from None
