@@ -123,6 +123,9 @@ class ArmSpec:
 class ExperimentSpec:
     name: str
     kind: str
+    """A registered kind (``contamination``, ``canary``, ``texts``, or one an installed package
+    declares under the ``designkit.kinds`` entry points), or an import path ``module:Class``
+    of an ``ExperimentKind`` subclass. Naming a module runs its code."""
     items: ItemsSpec
     arms: dict[str, ArmSpec]
     stratify_by: str | None = None
@@ -187,9 +190,7 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
     at = f"experiments[{i}]"
     if not NAME_PATTERN.match(exp.name):
         raise InputError(file, f"{at}.name", f"expected [a-z0-9_-]+, got {exp.name!r}")
-    if exp.kind not in KINDS:
-        raise InputError(file, f"{at}.kind", f"expected one of {', '.join(sorted(KINDS))}, got {exp.kind!r}")
-    kind = KINDS[exp.kind]
+    kind = KINDS.get(exp.kind, file=file, field=f"{at}.kind")  # an import path module:attr runs that module
     schema.from_dict(kind.Params, exp.params, file, f"{at}.params")
     if (exp.items.generate is None) == (exp.items.path is None):
         raise InputError(file, f"{at}.items", "expected exactly one of generate or path")

@@ -1,10 +1,18 @@
-"""Experiment kinds, one module each. See ``base.ExperimentKind`` for the contract."""
+"""Experiment kinds, one module each. See ``base.ExperimentKind`` for the contract.
+
+``KINDS`` is the kinds' registry (``designkit.registry``): the built-ins below, kinds that
+installed packages declare under the ``designkit.kinds`` entry-point group, and any
+``module:attr`` import path a design names.
+"""
 
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
 from designkit.kinds.canary import Canary
 from designkit.kinds.contamination import Contamination
 from designkit.kinds.texts import Texts
+from designkit.registry import Registry
 
-KINDS: dict[str, type[ExperimentKind]] = {kind.name: kind for kind in (Contamination, Canary, Texts)}
+KINDS: Registry[type[ExperimentKind]] = Registry("designkit.kinds", "experiment kind", base=ExperimentKind)
+for _kind in (Contamination, Canary, Texts):
+    KINDS.register(_kind)
 
 __all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec"]

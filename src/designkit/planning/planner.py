@@ -106,7 +106,8 @@ def _with_explicit_positions(items: list[Item], records: list[dict[str, Any]], p
 def build_experiment_items(design: Design, index: int, context: PlanContext, design_file: Path) -> ExperimentItems:
     spec = design.experiments[index]
     at = f"experiments[{index}]"
-    kind = KINDS[spec.kind](schema.from_dict(KINDS[spec.kind].Params, spec.params, design_file, f"{at}.params"))
+    kind_class = KINDS.get(spec.kind, file=design_file, field=f"{at}.kind")
+    kind = kind_class(schema.from_dict(kind_class.Params, spec.params, design_file, f"{at}.params"))
     try:
         if spec.items.generate is not None:
             options = schema.from_dict(kind.GenerateParams, spec.items.generate, design_file, f"{at}.items.generate")
