@@ -20,20 +20,80 @@ import pyarrow.parquet as pq
 
 from designkit.errors import InputError
 
+# The RUN dir's names and columns (docs/formats.md, "RUN dir"): the engine writes with these,
+# the analysis reads with these; nobody spells them out again.
 FORMAT = "designkit-run/1"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 MODEL_FILE = "lit_model.pth"
+MODEL_CONFIG_FILE = "model_config.yaml"
+STATE_FILE = "training_state.pt"
+CHECKPOINT_FILES = (MODEL_FILE, MODEL_CONFIG_FILE, STATE_FILE)
+"""What makes ``checkpoints/step-XXXXXXXX/`` complete: weights, model config and training
+state. The engine fills a step dir under a temporary name and renames it into place, so a
+dir holding all three is complete; scoring needs the first two, resuming all three."""
 METRICS_FILE = "metrics.csv"
 APPLIED_FILE = "applied.parquet"
+APPLIED_DIR = "applied"
+"""The chunks ``applied.parquet`` is merged from, written during training."""
 SCORES = "scores"
 
 METRICS_COLUMNS = ("step", "tokens", "loss", "lr", "tokens_per_s", "injected_share")
-APPLIED_COLUMNS = ("step", "rank", "global_seq", "offset", "n_tokens", "item_index", "item_id", "edit")
-SCORE_KEY_COLUMNS = ("item_index", "item_id", "experiment", "probe", "step")
+APPLIED_SCHEMA = pa.schema(
+    [
+        ("step", pa.int64()),
+        ("rank", pa.int32()),
+        ("global_seq", pa.int64()),
+        ("offset", pa.int32()),
+        ("n_tokens", pa.int32()),
+        ("item_index", pa.int32()),
+        ("item_id", pa.string()),
+        ("edit", pa.string()),
+    ]
+)
+APPLIED_COLUMNS = tuple(APPLIED_SCHEMA.names)
+SCORE_KEY_SCHEMA = pa.schema(
+    [
+        ("item_index", pa.int32()),
+        ("item_id", pa.string()),
+        ("experiment", pa.string()),
+        ("probe", pa.string()),
+        ("step", pa.int64()),
+    ]
+)
+"""The columns every scores file starts with; the probes of the plan add theirs after them."""
+SCORE_KEY_COLUMNS = tuple(SCORE_KEY_SCHEMA.names)
 
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 _SCORES_FILE = re.compile(r"^step-(\d{8})\.parquet$")
+
+
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """``RUN/checkpoints/step-XXXXXXXX``."""
+    return Path(run_dir) / CHECKPOINTS / f"step-{int(step):08d}"
+
+
+def scores_file(run_dir: str | Path, step: int) -> Path:
+    """``RUN/scores/step-XXXXXXXX.parquet``."""
+    return Path(run_dir) / SCORES / f"step-{int(step):08d}.parquet"
+
+
+def is_complete_checkpoint(directory: str | Path) -> bool:
+    """The one definition of a complete checkpoint: a step dir holding every ``CHECKPOINT_FILES``."""
+    directory = Path(directory)
+    return directory.is_dir() and all((directory / name).is_file() for name in CHECKPOINT_FILES)
+
+
+def complete_checkpoints(run_dir: str | Path) -> dict[int, Path]:
+    """``{step: checkpoints/step-XXXXXXXX}`` of every complete checkpoint, by step."""
+    root = Path(run_dir) / CHECKPOINTS
+    found = {}
+    if root.is_dir():
+        for child in root.iterdir():
+            match = _STEP_DIR.match(child.name)
+            if match and is_complete_checkpoint(child):
+                found[int(match.group(1))] = child
+    return dict(sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -100,19 +160,8 @@ class RunDir:
 
     # checkpoints
     def checkpoints(self) -> dict[int, Path]:
-        """``{step: checkpoints/step-XXXXXXXX}`` of every complete checkpoint (with weights), by step.
-
-        The engine fills a checkpoint under a temporary name and renames it into place, so
-        a step dir holding ``lit_model.pth`` is complete.
-        """
-        root = self.path / CHECKPOINTS
-        found = {}
-        if root.is_dir():
-            for child in root.iterdir():
-                match = _STEP_DIR.match(child.name)
-                if match and (child / MODEL_FILE).is_file():
-                    found[int(match.group(1))] = child
-        return dict(sorted(found.items()))
+        """``{step: checkpoints/step-XXXXXXXX}`` of every complete checkpoint (``is_complete_checkpoint``), by step."""
+        return complete_checkpoints(self.path)
 
     # metrics
     def metrics(self) -> pd.DataFrame:
@@ -202,4 +251,8 @@ def _read_parquet(file: Path) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_NULLABLE.get)
 
 
-__all__ = ["FORMAT", "RunDir"]
+__all__ = [
+    "APPLIED_COLUMNS", "APPLIED_DIR", "APPLIED_FILE", "APPLIED_SCHEMA", "CHECKPOINTS", "CHECKPOINT_FILES", "FORMAT", "METRICS_COLUMNS",
+    "METRICS_FILE", "MODEL_CONFIG_FILE", "MODEL_FILE", "RUN_FILE", "SCORES", "SCORE_KEY_COLUMNS", "SCORE_KEY_SCHEMA", "STATE_FILE", "RunDir",
+    "checkpoint_dir", "complete_checkpoints", "is_complete_checkpoint", "scores_file",
+]

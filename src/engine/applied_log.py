@@ -20,24 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from designkit import atomic_files
+from designkit.runfile import APPLIED_DIR, APPLIED_FILE
+from designkit.runfile import APPLIED_SCHEMA as SCHEMA
 from engine.stream import EDIT_NAMES, PlanEdits, StepBatch
 
-APPLIED_DIR = "applied"
-APPLIED_FILE = "applied.parquet"
 _PART = re.compile(r"^part-(\d{8})-(\d{8})-r(\d{5})\.parquet$")
-
-SCHEMA = pa.schema(
-    [
-        ("step", pa.int64()),
-        ("rank", pa.int32()),
-        ("global_seq", pa.int64()),
-        ("offset", pa.int32()),
-        ("n_tokens", pa.int32()),
-        ("item_index", pa.int32()),
-        ("item_id", pa.string()),
-        ("edit", pa.string()),
-    ]
-)
 
 
 class AppliedLogMismatch(RuntimeError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,29 +21,13 @@ from litgpt.utils import load_checkpoint, save_config
 
 from designkit import atomic_files
 from designkit.data.tokenizer import TOKENIZER_FILES
-
-CHECKPOINTS = "checkpoints"
-MODEL_FILE = "lit_model.pth"
-STATE_FILE = "training_state.pt"
-_STEP_DIR = re.compile(r"^step-(\d{8})$")
-_COMPLETE = (MODEL_FILE, STATE_FILE, "model_config.yaml")
-
-
-def step_dir(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINTS / f"step-{step:08d}"
+from designkit.runfile import CHECKPOINTS, MODEL_FILE, STATE_FILE, complete_checkpoints
+from designkit.runfile import checkpoint_dir as step_dir
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
-    """Steps of the complete checkpoints in a run dir, ascending."""
-    root = Path(run_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    steps = []
-    for child in root.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and child.is_dir() and all((child / name).is_file() for name in _COMPLETE):
-            steps.append(int(match.group(1)))
-    return sorted(steps)
+    """Steps of the complete checkpoints (``designkit.runfile.is_complete_checkpoint``) in a run dir, ascending."""
+    return list(complete_checkpoints(run_dir))
 
 
 def latest_checkpoint(run_dir: Path) -> int | None:

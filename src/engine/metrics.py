@@ -14,9 +14,8 @@ from typing import Any
 
 from designkit import atomic_files
 from designkit.errors import InputError
-
-METRICS_FILE = "metrics.csv"
-COLUMNS = ("step", "tokens", "loss", "lr", "tokens_per_s", "injected_share")
+from designkit.runfile import METRICS_COLUMNS as COLUMNS
+from designkit.runfile import METRICS_FILE
 LOGGERS = ("tensorboard", "wandb")
 
 

@@ -23,6 +23,7 @@ from litgpt.model import GPT, CausalSelfAttention, LLaMAMLP
 from litgpt.utils import reset_parameters
 
 from designkit.errors import InputError
+from designkit.runfile import MODEL_CONFIG_FILE, MODEL_FILE
 
 
 def plan_config(plan) -> Config:
@@ -31,9 +32,9 @@ def plan_config(plan) -> Config:
     config = Config(**model.config)
     checkpoint = model.checkpoint
     if checkpoint:
-        path = Path(checkpoint) / "model_config.yaml"
-        if not (Path(checkpoint) / "lit_model.pth").is_file() or not path.is_file():
-            raise InputError(checkpoint, "lit_model.pth", "expected the LitGPT checkpoint the plan continues from (lit_model.pth + model_config.yaml)")
+        path = Path(checkpoint) / MODEL_CONFIG_FILE
+        if not (Path(checkpoint) / MODEL_FILE).is_file() or not path.is_file():
+            raise InputError(checkpoint, MODEL_FILE, f"expected the LitGPT checkpoint the plan continues from ({MODEL_FILE} + {MODEL_CONFIG_FILE})")
         theirs = _jsonable(dataclasses.asdict(Config.from_file(path)))
         if theirs != _jsonable(model.config):
             raise InputError(path, None, "expected the same model config as when the plan was made (the checkpoint changed)")
@@ -51,7 +52,7 @@ def verify_checkpoint_weights(plan) -> None:
     expected = model.checkpoint_sha256
     if not model.checkpoint or not expected:
         return
-    weights = Path(model.checkpoint) / "lit_model.pth"
+    weights = Path(model.checkpoint) / MODEL_FILE
     if sha256_file(weights) != expected:
         raise InputError(weights, None, f"expected sha256 {expected[:12]}… as recorded in the plan (the checkpoint's weights changed)")
 

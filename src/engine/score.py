@@ -27,18 +27,13 @@ import torch
 from designkit.atomic_files import atomic_path
 from designkit.errors import InputError
 from designkit.planning.planfile import Plan
-from designkit.runfile import RunDir
+from designkit.runfile import SCORE_KEY_COLUMNS as KEY_COLUMNS
+from designkit.runfile import SCORE_KEY_SCHEMA, RunDir, scores_file
 from engine.probes import DEFAULT_BATCH_TOKENS, DEFAULT_MIN_K, PROBE_COLUMNS, ProbeInput, required_context, score_probes
-
-KEY_COLUMNS = ("item_index", "item_id", "experiment", "probe", "step")
 
 SCORES_SCHEMA = pa.schema(
     [
-        ("item_index", pa.int32()),
-        ("item_id", pa.string()),
-        ("experiment", pa.string()),
-        ("probe", pa.string()),
-        ("step", pa.int64()),
+        *SCORE_KEY_SCHEMA,
         # logprob
         ("logprob", pa.float64()),
         ("logprob_per_token", pa.float64()),
@@ -244,8 +239,7 @@ def score_checkpoint(
     return _score_rows(probes, rows, step)
 
 
-def scores_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / "scores" / f"step-{step:08d}.parquet"
+scores_path = scores_file
 
 
 def score_run(

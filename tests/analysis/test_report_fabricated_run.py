@@ -146,6 +146,7 @@ def make_run(
         ckpt.mkdir(parents=True)
         (ckpt / "lit_model.pth").write_bytes(b"not a real model")
         (ckpt / "model_config.yaml").write_text("n_layer: 2\n", encoding="utf-8")
+        (ckpt / "training_state.pt").write_bytes(b"not a real state")
     _write_metrics(run_dir, meta)
     _write_applied(run_dir, plan_dir, meta, applied_drop)
     items = pd.read_parquet(plan_dir / "items.parquet")

@@ -15,7 +15,7 @@ import torch
 
 from designkit.errors import InputError
 from designkit.planning import Plan
-from designkit.runfile import RunDir
+from designkit.runfile import MODEL_FILE, STATE_FILE, RunDir
 from engine.probes import PROBE_COLUMNS, score_probes_reference
 from engine.score import (
     _COLUMN_FIELDS,
@@ -56,8 +56,9 @@ def write_checkpoint(directory: Path, config: dict, *, seed: int, train_on: list
             loss.backward()
             optimizer.step()
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), directory / "lit_model.pth")
+    torch.save(model.state_dict(), directory / MODEL_FILE)
     save_config(cfg, directory)
+    torch.save({"step": steps}, directory / STATE_FILE)  # a complete checkpoint, as the engine writes it
     return directory
 
 

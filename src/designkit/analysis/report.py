@@ -42,7 +42,7 @@ from designkit.analysis.summary_text import experiment_paragraphs
 from designkit.console_table import format_table
 from designkit.errors import InputError
 from designkit.planning.planfile import Plan
-from designkit.runfile import RunDir
+from designkit.runfile import CHECKPOINT_FILES, RunDir
 
 RESULTS_FILE = "results.json"
 
@@ -142,7 +142,7 @@ def _check_checkpoints(run: RunDir, steps: list[int]) -> None:
     if missing:
         raise InputError(
             run.path / "checkpoints", None,
-            f"expected a complete checkpoint (with lit_model.pth) for every planned step {steps}; missing steps {missing} "
+            f"expected a complete checkpoint (with {', '.join(CHECKPOINT_FILES)}) for every planned step {steps}; missing steps {missing} "
             "(finish training with designkit train PLAN RUN --resume)",
         )
 
