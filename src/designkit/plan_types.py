@@ -45,6 +45,9 @@ class OutcomeSpec:
     minus_probe: str | None = None
     """If set, the outcome is `column` of `probe` minus the same column of this probe, per item."""
     description: str = ""
+    estimator: str | None = None
+    """The analysis estimator (a registered name or ``module:Class``, see
+    ``designkit.analysis.estimator``); None: the default for ``type``."""
 
     def __post_init__(self) -> None:
         if self.type not in OUTCOME_TYPES:
@@ -63,6 +66,8 @@ class OutcomeSpec:
             "primary": self.primary,
             "baseline": self.baseline,
             "description": self.description,
+            # absent unless a kind names one, so plans without it keep their bytes
+            **({"estimator": self.estimator} if self.estimator else {}),
         }
 
     @classmethod
@@ -77,6 +82,7 @@ class OutcomeSpec:
             baseline=None if entry.get("baseline") is None else float(entry["baseline"]),
             minus_probe=entry.get("minus_probe"),
             description=str(entry.get("description") or ""),
+            estimator=entry.get("estimator"),
         )
 
 

@@ -22,8 +22,8 @@ def test_calibration_covers_every_estimator(calibration):
     assert set(calibration["estimator"]) >= {
         "compare_binary", "compare_continuous[welch]", "adjust[holm]",
         "tost_equivalence[continuous]", "tost_equivalence[binary]",
-        "fit_dose_response[log1p_dose, cluster]"}
-    assert set(calibration["metric"]) == {"false_positive_rate", "coverage", "power", "fwer", "tost_size"}
+        "fit_dose_response[log1p_dose, cluster]", "ks_normal"}
+    assert set(calibration["metric"]) == {"false_positive_rate", "coverage", "non_coverage", "power", "fwer", "tost_size"}
 
 
 @pytest.mark.parametrize(("value", "one_sided", "passes"), [

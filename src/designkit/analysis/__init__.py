@@ -3,7 +3,10 @@
 Imports numpy, pandas, scipy and statsmodels only (no torch, no matplotlib). Typical chain:
 
     frame = long_outcome_frame(items, scores, specs)
-    effects = adjust(effects_table(frame, specs), method="holm")
+    effects = adjust(effects_table(frame, specs, AnalysisOptions(alpha=0.05)), method="holm")
+
+Every outcome goes through its estimator: a registered class (`estimator.Estimator`);
+the built-ins are `newcombe`, `welch`, `bootstrap` (`two_sample`) and `ks_normal`.
 """
 
 from designkit.analysis.dose_response import (
@@ -16,13 +19,25 @@ from designkit.analysis.effects import (
     Comparison,
     Effect,
     cohen_d,
-    compare,
     compare_binary,
     compare_continuous,
     effects_frame,
-    effects_table,
 )
 from designkit.analysis.equivalence import Equivalence, tost_equivalence
+from designkit.analysis.estimator import (
+    ESTIMATORS,
+    EstimationTask,
+    Estimator,
+    ReportSection,
+    check_estimators,
+    default_estimator,
+    effects_table,
+    estimator_class,
+    estimator_for,
+    register_estimator,
+)
+from designkit.analysis.ks_normal import KsNormal
+from designkit.analysis.options import AnalysisOptions
 from designkit.plan_types import ArmSpec, ExperimentSpec, OutcomeSpec
 from designkit.analysis.multiple_testing import adjust, assign_families
 from designkit.analysis.outcome_frame import long_outcome_frame
@@ -34,33 +49,48 @@ from designkit.analysis.over_training import (
 )
 from designkit.analysis.power_check import AchievedMde, achieved_mde_table
 from designkit.analysis.tidy import to_frame
+from designkit.analysis.two_sample import Bootstrap, Newcombe, TwoSampleEstimator, Welch
 from designkit.planning.power import minimal_detectable_effect, proportion_difference_from_h
 
 __all__ = [
+    "ESTIMATORS",
     "AchievedMde",
+    "AnalysisOptions",
     "ArmSpec",
+    "Bootstrap",
     "Comparison",
     "DoseTerm",
     "Effect",
     "Equivalence",
+    "EstimationTask",
+    "Estimator",
     "ExperimentSpec",
+    "KsNormal",
+    "Newcombe",
     "OutcomeSpec",
+    "ReportSection",
+    "TwoSampleEstimator",
+    "Welch",
     "achieved_mde_table",
     "adjust",
     "assign_families",
+    "check_estimators",
     "cohen_d",
-    "compare",
     "compare_binary",
     "compare_continuous",
+    "default_estimator",
     "dose_response_table",
     "effects_frame",
     "effects_over_training",
     "effects_table",
+    "estimator_class",
+    "estimator_for",
     "fit_dose_response",
     "long_outcome_frame",
     "minimal_detectable_effect",
     "predicted_curve",
     "proportion_difference_from_h",
+    "register_estimator",
     "to_frame",
     "tost_equivalence",
     "window_contrast",

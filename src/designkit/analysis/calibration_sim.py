@@ -42,6 +42,7 @@ from designkit.analysis.effects import (
     labelled_seed,
 )
 from designkit.analysis.equivalence import tost_equivalence
+from designkit.analysis.ks_normal import ks_standard_normal
 from designkit.analysis.multiple_testing import adjust
 from designkit.analysis.power_check import minimal_detectable_effect
 from designkit.analysis.tidy import to_frame
@@ -74,7 +75,7 @@ class Measurement:
     estimator: str
     n_per_arm: int
     metric: str
-    """`false_positive_rate`, `coverage`, `power`, `fwer` or `tost_size`."""
+    """`false_positive_rate`, `coverage`, `non_coverage`, `power`, `fwer` or `tost_size`."""
     value: float
     target: float
     replicates: int
@@ -147,6 +148,7 @@ def run_calibration(
                 measured += _continuous_two_sample(n, replicates, seed, "bootstrap", bootstrap_resamples)
             measured += _holm_family(n, replicates, seed)
             measured += _tost_size(n, replicates, seed)
+            measured += _ks_normal(n, replicates, seed)
         for n in glm_sizes:
             measured += _dose_slope(n, replicates, seed)
     finally:
@@ -232,6 +234,30 @@ def _two_sample_checks(
     coverage = _measure(check, estimator, n, "coverage", covered, 1 - ALPHA,
                         floor=COVERAGE_HALF_WIDTH)
     return [rate, coverage]
+
+
+# ---- one-sample distribution test ---------------------------------------------------------
+
+KS_SHIFT = 0.5
+"""Location shift (in SDs) of the non-null KS scenario; true KS distance 2 Phi(shift / 2) - 1."""
+
+
+def _ks_normal(n: int, replicates: int, seed: int) -> list[Measurement]:
+    """`ks_normal` under N(0, 1) (false-positive rate) and under N(0.5, 1) (DKW CI coverage).
+
+    The DKW band is conservative, so coverage is checked one-sided: only under-coverage fails.
+    """
+    rng = _rng(seed, "ks_normal", n)
+    null = [ks_standard_normal(x, ALPHA) for x in rng.normal(0.0, 1.0, (replicates, n))]
+    shifted = [ks_standard_normal(x, ALPHA) for x in rng.normal(KS_SHIFT, 1.0, (replicates, n))]
+    true_distance = 2 * stats.norm.cdf(KS_SHIFT / 2) - 1
+    rejected = np.array([r[3] < ALPHA for r in null])
+    missed = np.array([not (r[1] <= true_distance <= r[2]) for r in shifted])
+    return [
+        _measure("KS vs N(0,1), null", "ks_normal", n, "false_positive_rate", rejected, ALPHA),
+        # measured as non-coverage so the one-sided band bounds the excess over alpha
+        _measure("KS vs N(0,1), shifted 0.5 SD", "ks_normal", n, "non_coverage", missed, ALPHA, one_sided=True),
+    ]
 
 
 # ---- multiplicity and equivalence --------------------------------------------------------

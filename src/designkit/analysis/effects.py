@@ -1,4 +1,4 @@
-"""Treated-vs-control effects on per-item outcomes.
+"""Two-sample comparisons of per-item outcomes, and the tidy `Effect` row every estimator returns.
 
 Following Bordt & Pawelczyk (2025, "Train Once, Answer All"), payload items are randomized
 into arms, so at any checkpoint a treated arm and the control arm are two independent
@@ -40,7 +40,6 @@ from statsmodels.stats.proportion import (
     test_proportions_2indep,
 )
 
-from designkit.plan_types import ExperimentSpec
 from designkit.analysis.tidy import to_frame
 
 BINARY_METHOD = "newcombe_ci+score_test"
@@ -109,6 +108,8 @@ class Effect:
     effect_size_name: str
     method: str
     alpha: float
+    estimator: str = ""
+    """Registered name of the estimator that produced the row."""
     comparison: str = VS_CONTROL
     primary: bool = False
     """The outcome is the experiment's primary outcome."""
@@ -223,79 +224,6 @@ def cohen_d(treated: np.ndarray, control: np.ndarray) -> float:
     return float((t.mean() - c.mean()) / math.sqrt(pooled_var))
 
 
-def compare(
-    treated: np.ndarray,
-    control: np.ndarray,
-    outcome_type: str,
-    alpha: float = 0.05,
-    continuous_method: ContinuousMethod = "welch",
-    seed: int | None = 0,
-    n_resamples: int = 9999,
-) -> Comparison:
-    """Dispatch to `compare_binary` or `compare_continuous` by outcome type."""
-    if outcome_type == "binary":
-        return compare_binary(treated, control, alpha=alpha)
-    if outcome_type == "continuous":
-        return compare_continuous(treated, control, alpha=alpha, method=continuous_method,
-                                  seed=seed, n_resamples=n_resamples)
-    raise ValueError(f"expected outcome_type 'binary' or 'continuous', got {outcome_type!r}")
-
-
-def effects_table(
-    frame: pd.DataFrame,
-    experiments: Sequence[ExperimentSpec],
-    *,
-    alpha: float = 0.05,
-    continuous_method: ContinuousMethod = "welch",
-    seed: int = 0,
-    n_resamples: int = 9999,
-) -> pd.DataFrame:
-    """Every treated arm vs the control arm, for every outcome and checkpoint.
-
-    `frame` is the long outcome frame: one row per item, step and outcome, with columns
-    `experiment, arm, dose, inserted, item_index, step, outcome, value` (see
-    `outcome_frame.long_outcome_frame`). `experiments` says which arm is the control and
-    each outcome's type and primary flag. Every arm other than the control arm is
-    compared, placebo arms included (they are the experiment's negative control).
-    Experiments without a control arm are skipped.
-
-    Returns one row per `Effect`. `family` is `confirmatory` for the primary outcome at the
-    experiment's last scored step and `exploratory` otherwise; `p_adj` is left NaN for
-    `multiple_testing.adjust`. Bootstrap seeds are derived from `seed` and the row's labels,
-    so a row's result does not depend on which other experiments are in the table.
-    """
-    _check_long_frame(frame)
-    effects: list[Effect] = []
-    for spec in experiments:
-        if spec.control_arm is None:
-            continue
-        rows = frame[frame["experiment"] == spec.name]
-        if rows.empty:
-            continue
-        final_step = int(rows["step"].max())
-        arm_doses = _arm_doses(rows, spec)
-        treated_arms = sorted(a for a in arm_doses if a != spec.control_arm)
-        for outcome in spec.outcomes:
-            of_outcome = rows[rows["outcome"] == outcome.name]
-            for step, at_step in of_outcome.groupby("step", sort=True):
-                values_by_arm = {arm: g["value"].to_numpy(float) for arm, g in at_step.groupby("arm")}
-                control = values_by_arm.get(spec.control_arm, np.empty(0))
-                for arm in treated_arms:
-                    comparison = compare(
-                        values_by_arm.get(arm, np.empty(0)), control, outcome.type, alpha=alpha,
-                        continuous_method=continuous_method, n_resamples=n_resamples,
-                        seed=labelled_seed(seed, spec.name, outcome.name, arm, int(step)),
-                    )
-                    confirmatory = outcome.primary and int(step) == final_step
-                    effects.append(Effect.from_comparison(
-                        comparison, experiment=spec.name, outcome=outcome.name,
-                        outcome_type=outcome.type, arm=arm, control_arm=spec.control_arm,
-                        dose=arm_doses[arm], step=int(step), primary=outcome.primary,
-                        family=CONFIRMATORY if confirmatory else EXPLORATORY,
-                    ))
-    return effects_frame(effects)
-
-
 def effects_frame(effects: Sequence[Effect]) -> pd.DataFrame:
     """The tidy frame of `Effect` rows (all columns present even when empty)."""
     return to_frame(effects, Effect)
@@ -305,24 +233,6 @@ def labelled_seed(seed: int, *labels: object) -> int:
     """A seed determined by `seed` and the labels alone (stable across processes)."""
     key = zlib.crc32("\x1f".join(map(str, labels)).encode())
     return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
-
-
-def _arm_doses(rows: pd.DataFrame, spec: ExperimentSpec) -> dict[str, int]:
-    # Arms declared in the spec are compared even when unscored, so a missing arm shows up
-    # as an NaN row instead of silently vanishing from the confirmatory family.
-    doses = {arm.name: arm.dose for arm in spec.arms}
-    for arm, dose in rows.groupby("arm")["dose"].first().items():
-        doses.setdefault(str(arm), int(dose))
-    return doses
-
-
-def _check_long_frame(frame: pd.DataFrame) -> None:
-    missing = [c for c in LONG_FRAME_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"expected long outcome frame columns {list(LONG_FRAME_COLUMNS)}, missing {missing}; "
-            f"got {list(frame.columns)}"
-        )
 
 
 def finite_values(x: np.ndarray) -> np.ndarray:

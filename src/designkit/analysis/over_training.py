@@ -14,16 +14,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from designkit.analysis.effects import (
-    EXPLORATORY,
-    ContinuousMethod,
-    Effect,
-    compare,
-    effects_frame,
-    effects_table,
-    labelled_seed,
-)
+from designkit.analysis.effects import EXPLORATORY, Effect, effects_frame, labelled_seed
+from designkit.analysis.estimator import effects_table, estimator_for
 from designkit.plan_types import ExperimentSpec
+from designkit.analysis.options import AnalysisOptions
+from designkit.analysis.two_sample import TwoSampleEstimator
 
 WINDOW_CONTRAST = "window_contrast"
 """`Effect.comparison` of a late-window arm vs an early-window arm of the same dose."""
@@ -38,7 +33,7 @@ def effects_over_training(
 ) -> pd.DataFrame:
     """Treated-vs-control effects at every checkpoint, ordered for plotting against step.
 
-    `effects_options` are passed to `effects_table` (alpha, continuous_method, seed, ...).
+    `effects_options` are passed to `effects_table` (options, alpha, continuous_method, seed, ...).
     """
     table = effects_table(frame, experiments, **effects_options)  # type: ignore[arg-type]
     return table.sort_values(["experiment", "outcome", "arm", "step"], ignore_index=True)
@@ -71,29 +66,29 @@ def window_contrast(
     late_arm: str,
     *,
     step: int | None = None,
-    alpha: float = 0.05,
-    continuous_method: ContinuousMethod = "welch",
-    seed: int = 0,
-    n_resamples: int = 9999,
+    options: AnalysisOptions | None = None,
+    **overrides: object,
 ) -> Effect:
     """Late-window arm minus early-window arm at `step` (default: the last scored step).
 
-    Binary outcomes use the difference-in-proportions comparison, continuous ones Welch
-    (or the bootstrap). In the returned `Effect`, `arm` is the late arm, `control_arm` the
-    early arm, `n_treated`/`n_control` their item counts, and `family` is exploratory.
+    The outcome's own two-sample estimator does the comparison (binary: difference in
+    proportions; continuous: Welch or the bootstrap). In the returned `Effect`, `arm` is the
+    late arm, `control_arm` the early arm, `n_treated`/`n_control` their item counts, and
+    `family` is exploratory.
     """
+    options = dataclasses.replace(options or AnalysisOptions(), **overrides)  # type: ignore[arg-type]
     outcome_spec = spec.outcome(outcome)
+    estimator = estimator_for(outcome_spec, options)
+    if not isinstance(estimator, TwoSampleEstimator):
+        raise ValueError(f"outcome {outcome!r}: a window contrast needs a two-sample estimator, not {estimator.name!r}")
     rows = frame[(frame["experiment"] == spec.name) & (frame["outcome"] == outcome)]
     if step is None:
         step = int(frame.loc[frame["experiment"] == spec.name, "step"].max())
     at_step = rows[rows["step"] == step]
     early = at_step.loc[at_step["arm"] == early_arm, "value"].to_numpy(float)
     late = at_step.loc[at_step["arm"] == late_arm, "value"].to_numpy(float)
-    comparison = compare(
-        late, early, outcome_spec.type, alpha=alpha, continuous_method=continuous_method,
-        n_resamples=n_resamples,
-        seed=labelled_seed(seed, spec.name, outcome, late_arm, early_arm, step),
-    )
+    comparison = estimator.compare(late, early, options,
+                                   labelled_seed(options.seed, spec.name, outcome, late_arm, early_arm, step))
     doses = {a.name: a.dose for a in spec.arms}
     dose = doses.get(late_arm)
     if dose is None:
@@ -102,7 +97,7 @@ def window_contrast(
         dataclasses.replace(comparison, method=f"{WINDOW_CONTRAST} (late - early): {comparison.method}"),
         experiment=spec.name, outcome=outcome, outcome_type=outcome_spec.type, arm=late_arm,
         control_arm=early_arm, dose=int(dose), step=int(step), comparison=WINDOW_CONTRAST,
-        primary=outcome_spec.primary, family=EXPLORATORY,
+        primary=outcome_spec.primary, family=EXPLORATORY, estimator=estimator.name,
     )
 
 
@@ -111,16 +106,15 @@ def window_contrasts_table(
     experiments: Sequence[ExperimentSpec],
     *,
     steps: Sequence[int] | None = None,
-    alpha: float = 0.05,
-    continuous_method: ContinuousMethod = "welch",
-    seed: int = 0,
-    n_resamples: int = 9999,
+    options: AnalysisOptions | None = None,
+    **overrides: object,
 ) -> pd.DataFrame:
-    """`window_contrast` for every window pair and outcome of every experiment.
+    """`window_contrast` for every window pair and two-sample outcome of every experiment.
 
     `steps=None` uses each experiment's last scored step. The rows have the `Effect`
     columns, so they can be appended to the effects table before `adjust`.
     """
+    options = dataclasses.replace(options or AnalysisOptions(), **overrides)  # type: ignore[arg-type]
     effects = []
     for spec in experiments:
         pairs = window_pairs(spec)
@@ -129,9 +123,8 @@ def window_contrasts_table(
             continue
         for step in ([int(scored_steps.max())] if steps is None else steps):
             for outcome in spec.outcomes:
+                if not isinstance(estimator_for(outcome, options), TwoSampleEstimator):
+                    continue
                 for early, late in pairs:
-                    effects.append(window_contrast(
-                        frame, spec, outcome.name, early, late, step=step, alpha=alpha,
-                        continuous_method=continuous_method, seed=seed, n_resamples=n_resamples,
-                    ))
+                    effects.append(window_contrast(frame, spec, outcome.name, early, late, step=step, options=options))
     return effects_frame(effects)

@@ -30,7 +30,10 @@ import pyarrow.parquet as pq
 
 import designkit
 from designkit import atomic_files
+from designkit.analysis.estimator import check_estimators
+from designkit.plan_types import ExperimentSpec
 from designkit.analysis.figures import render_figures
+from designkit.analysis.options import AnalysisOptions
 from designkit.analysis.report_render import (
     confirmatory_rows,
     html_report,
@@ -89,6 +92,7 @@ def analyze_run(run_dir: str | Path, out: str | Path, *, force: bool = False,
     replace = check_report_dir(out, force, run_dir)
     run = RunDir.open(run_dir)
     plan = run.plan()
+    check_estimators(plan.experiment_specs, AnalysisOptions.from_plan(plan.meta), plan.path / "plan.json")
     steps = [int(s) for s in plan.meta["training"]["checkpoint_steps"]]
     _check_checkpoints(run, steps)
     score_steps = _check_scored(run, steps)

@@ -37,16 +37,14 @@ from designkit.analysis.dose_response import (
     dose_response_table,
     predicted_curve,
 )
-from designkit.analysis.effects import (
-    CONFIRMATORY,
-    VS_CONTROL,
-    effects_table,
-    finite_values,
-)
+from designkit.analysis.effects import CONFIRMATORY, finite_values
+from designkit.analysis.estimator import effects_table
 from designkit.analysis.equivalence import Equivalence, tost_equivalence
+from designkit.errors import InputError
 from designkit.plan_types import ExperimentSpec
 from designkit.analysis.multiple_testing import adjust
 from designkit.analysis.outcome_frame import long_outcome_frame
+from designkit.analysis.options import AnalysisOptions
 from designkit.analysis.over_training import WINDOW_CONTRAST, window_contrasts_table
 from designkit.analysis.power_check import achieved_mde_table
 from designkit.analysis.tidy import to_frame
@@ -62,34 +60,6 @@ PLACEBO_EFFECT = "RED FLAG: placebo effect"
 # experiment-level verdicts beyond those
 NO_CONTROL = "no control arm: nothing estimated"
 NOT_SCORED = "not scored"
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """How the run is analyzed: from the plan's design (`analysis`, `power`)."""
-
-    alpha: float = 0.05
-    """Two-sided level of every test; CIs have confidence 1 - alpha."""
-    multiplicity: str = "holm"
-    """`multipletests` method applied within each family."""
-    equivalence_margin: float | None = None
-    """TOST margin in effect-size units (Cohen's d / h) for placebo experiments."""
-    power: float = 0.8
-    """Power of the achieved minimal detectable effects (the design's `power.power`)."""
-    continuous_method: str = "welch"
-
-    @classmethod
-    def from_plan(cls, meta: Mapping[str, Any]) -> AnalysisSettings:
-        design = meta.get("design") or {}
-        analysis = design.get("analysis") or {}
-        power = design.get("power") or {}
-        margin = analysis.get("equivalence_margin")
-        return cls(
-            alpha=float(analysis.get("alpha", 0.05)),
-            multiplicity=str(analysis.get("multiplicity", "holm")),
-            equivalence_margin=None if margin is None else float(margin),
-            power=float(power.get("power", 0.8)),
-        )
 
 
 @dataclass(frozen=True)
@@ -257,7 +227,7 @@ class ReportTables:
     """The tidy results of one run; the report renders from these alone."""
 
     identity: dict[str, Any]
-    settings: AnalysisSettings
+    settings: AnalysisOptions
     experiments: list[dict[str, Any]]
     """Per experiment: name, kind, placebo, control_arm, arms, outcomes (with descriptions),
     primary_outcome, verdict, red_flag."""
@@ -297,13 +267,13 @@ def compute_tables(
     checkpoint_steps: Sequence[int],
 ) -> ReportTables:
     """Run every estimator once. `scores` holds the planned checkpoints' scores only."""
-    settings = AnalysisSettings.from_plan(plan_meta)
+    settings = AnalysisOptions.from_plan(plan_meta)
     entries = list(plan_meta["experiments"])
     specs = [ExperimentSpec.from_plan(e) for e in entries]
     frame = long_outcome_frame(items, scores, specs)
 
-    effects = effects_table(frame, specs, alpha=settings.alpha, continuous_method=settings.continuous_method)
-    contrasts = window_contrasts_table(frame, specs, alpha=settings.alpha, continuous_method=settings.continuous_method)
+    effects = effects_table(frame, specs, settings)
+    contrasts = window_contrasts_table(frame, specs, options=settings)
     if len(contrasts):
         effects = pd.concat([effects, contrasts], ignore_index=True)
     effects = adjust(effects, method=settings.multiplicity) if len(effects) else effects
@@ -404,7 +374,7 @@ def dose_curves(dose_response: pd.DataFrame, frame: pd.DataFrame, points: int = 
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def equivalence_table(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], settings: AnalysisSettings) -> pd.DataFrame:
+def equivalence_table(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], settings: AnalysisOptions) -> pd.DataFrame:
     """TOST of every treated arm of every placebo experiment, each outcome, at the final step."""
     margin = settings.equivalence_margin
     rows: list[EquivalenceResult] = []
@@ -485,7 +455,7 @@ def verdict_table(
     signs = {(s.name, o.name): o.expected_sign for s in specs for o in s.outcomes}
     placebo = {s.name: s.placebo for s in specs}
     if len(effects):
-        confirmatory = effects[(effects["family"] == CONFIRMATORY) & (effects["comparison"] == VS_CONTROL)]
+        confirmatory = effects[effects["family"] == CONFIRMATORY]
     else:
         confirmatory = effects
     tost = {}
@@ -531,6 +501,7 @@ def _experiment_info(entry: Mapping[str, Any], spec: ExperimentSpec, verdicts: p
     return {
         "name": spec.name,
         "kind": str(entry.get("kind", "")),
+        "item_noun": item_noun(entry),
         "placebo": spec.placebo,
         "control_arm": spec.control_arm,
         "primary_outcome": primary.name if primary else None,
@@ -548,6 +519,17 @@ def _experiment_info(entry: Mapping[str, Any], spec: ExperimentSpec, verdicts: p
     }
 
 
+def item_noun(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """(singular, plural) the experiment's kind calls one item; ("item", "items") if the kind
+    cannot be loaded here (a user kind whose package this machine lacks)."""
+    from designkit.kinds import KINDS
+
+    try:
+        return tuple(KINDS.get(str(entry.get("kind", ""))).item_noun)  # type: ignore[return-value]
+    except InputError:
+        return ("item", "items")
+
+
 def _all_equivalent(verdicts: pd.DataFrame) -> bool | None:
     """Whether TOST showed every placebo arm equivalent to control; None when not tested."""
     if verdicts.empty or verdicts["equivalent"].isna().all():
@@ -556,7 +538,6 @@ def _all_equivalent(verdicts: pd.DataFrame) -> bool | None:
 
 
 __all__ = [
-    "AnalysisSettings",
     "AppliedCheck",
     "ArmMean",
     "EquivalenceResult",

@@ -28,23 +28,7 @@ from designkit.analysis.report_tables import (
     ReportTables,
 )
 
-# what one item of a kind is called in prose (singular, plural)
-ITEM_NOUNS: dict[str, tuple[str, str]] = {
-    "contamination": ("question", "questions"),
-    "canary": ("canary", "canaries"),
-    "texts": ("text", "texts"),
-    "verbatim": ("text", "texts"),
-    "knowledge": ("fact", "facts"),
-    "reasoning": ("problem", "problems"),
-}
-
-ADJUSTMENT_NAMES = {
-    "holm": "Holm-adjusted",
-    "fdr_bh": "BH-adjusted (FDR)",
-    "bonferroni": "Bonferroni-adjusted",
-    "hommel": "Hommel-adjusted",
-    "fdr_by": "BY-adjusted (FDR)",
-}
+from designkit.analysis.options import ADJUSTMENT_NAMES
 
 EFFECT_SIZE_SYMBOLS = {"cohen_d": "d", "cohen_h": "h"}
 
@@ -95,10 +79,6 @@ def _percent(x: float) -> str:
 
 def times(dose: int) -> str:
     return {1: "once", 2: "twice"}.get(int(dose), f"{int(dose)} times")
-
-
-def item_nouns(kind: str) -> tuple[str, str]:
-    return ITEM_NOUNS.get(kind, ("item", "items"))
 
 
 def experiment_paragraphs(tables: ReportTables) -> dict[str, str]:
@@ -169,8 +149,8 @@ def _change(v: Any, label: str, adjusted: str, level: str) -> str:
 
 
 def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, level: str) -> str:
-    singular, _ = item_nouns(info["kind"])
-    lead = f"Inserting each {singular} {times(v.dose)}{_window_text(info, v.arm)} (arm {v.arm}, {v.n_treated} vs {v.n_control} {item_nouns(info['kind'])[1]})"
+    singular, plural = info["item_noun"]
+    lead = f"Inserting each {singular} {times(v.dose)}{_window_text(info, v.arm)} (arm {v.arm}, {v.n_treated} vs {v.n_control} {plural})"
     if v.verdict == NOT_TESTABLE:
         return f"{lead}: the effect on {label} could not be tested at step {v.step} (too few scored items or no variation)."
     text = f"{lead} {_change(v, label, adjusted, level)}"
@@ -183,7 +163,7 @@ def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, le
 
 def _placebo_sentences(tables: ReportTables, info: Mapping[str, Any], verdicts: pd.DataFrame,
                        outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
-    _, plural = item_nouns(info["kind"])
+    _, plural = info["item_noun"]
     sentences = [f"Experiment {info['name']} is a placebo (A/A) check: its arms were randomized and scored like any "
                  f"experiment, but none of its {plural} was ever inserted, so no arm should differ from control.",
                  _definition(outcome)]

@@ -72,6 +72,8 @@ class ExperimentKind(ABC):
     GenerateParams: ClassVar[type | None] = None
     """Dataclass of ``items.generate`` options, or None if the kind cannot generate items."""
     edit: ClassVar[str] = "insert"
+    item_noun: ClassVar[tuple[str, str]] = ("item", "items")
+    """What one item is called in the report's prose: (singular, plural)."""
 
     def __init__(self, params: Any):
         self.params = params

@@ -37,6 +37,7 @@ class CanaryGenerate:
 
 class Canary(ExperimentKind):
     name = "canary"
+    item_noun = ("canary", "canaries")
     Params = CanaryParams
     GenerateParams = CanaryGenerate
 

@@ -61,6 +61,7 @@ class ContaminationGenerate:
 
 class Contamination(ExperimentKind):
     name = "contamination"
+    item_noun = ("question", "questions")
     Params = ContaminationParams
     GenerateParams = ContaminationGenerate
 

@@ -41,6 +41,7 @@ class TextsGenerate:
 
 class Texts(ExperimentKind):
     name = "texts"
+    item_noun = ("text", "texts")
     Params = TextsParams
     GenerateParams = TextsGenerate
 

@@ -1,0 +1,168 @@
+"""The estimator contract: one registered class turns one outcome's items into effect rows.
+
+An outcome (declared by its kind, carried in `plan.json`) may name its estimator; without
+one the default follows the outcome type: binary -> `newcombe` (difference in
+proportions), continuous -> the design's `analysis.continuous_method` (`welch` or
+`bootstrap`). An estimator receives the long outcome frame of one experiment's outcome
+(every arm and checkpoint, columns `LONG_FRAME_COLUMNS`) and returns tidy `Effect` rows:
+estimate, CI, p, effect size, notes. It may also add report sections and figures drawn
+from its own rows.
+
+Register a class with `@register_estimator` (the `ESTIMATORS` registry, a
+`designkit.registry.Registry`); installed packages register theirs under the
+`designkit.estimators` entry-point group, and an outcome may name one by import path
+(`mypkg.stats:MyEstimator`). Importing that module runs its code, like any kind a design
+names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import pandas as pd
+
+from designkit.analysis.effects import LONG_FRAME_COLUMNS, effects_frame
+from designkit.plan_types import OUTCOME_TYPES, ExperimentSpec, OutcomeSpec
+from designkit.analysis.options import AnalysisOptions
+from designkit.errors import InputError
+from designkit.registry import Registry
+
+if TYPE_CHECKING:
+    from designkit.analysis.effects import Effect
+
+ENTRY_POINT_GROUP = "designkit.estimators"
+
+
+@dataclass(frozen=True)
+class EstimationTask:
+    """What an estimator knows besides the items: the experiment, the outcome, the options."""
+
+    experiment: ExperimentSpec
+    outcome: OutcomeSpec
+    options: AnalysisOptions
+    arm_doses: Mapping[str, int]
+    """Every arm of the experiment (declared or scored) and its dose."""
+    final_step: int
+    """The experiment's last scored checkpoint: where the confirmatory family lives."""
+
+    @property
+    def treated_arms(self) -> list[str]:
+        return sorted(a for a in self.arm_doses if a != self.experiment.control_arm)
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A titled table an estimator adds to the report (rendered like every other table)."""
+
+    title: str
+    intro: str
+    table: pd.DataFrame = field(repr=False)
+
+
+class Estimator(ABC):
+    """Subclass per estimator and decorate it with `@register_estimator`."""
+
+    name: ClassVar[str]
+    """The name outcomes use to ask for this estimator (plan.json `estimator`)."""
+    outcome_types: ClassVar[tuple[str, ...]] = OUTCOME_TYPES
+    """Outcome types the estimator accepts."""
+    needs_control: ClassVar[bool] = True
+    """Whether it compares against the control arm (experiments without one are skipped)."""
+
+    @abstractmethod
+    def estimate(self, frame: pd.DataFrame, task: EstimationTask) -> list[Effect]:
+        """Effect rows of one outcome; `frame` holds only that experiment's outcome."""
+
+    def sections(self, effects: pd.DataFrame, options: AnalysisOptions) -> list[ReportSection]:
+        """Report sections from this estimator's rows of the effects table (none by default)."""
+        return []
+
+    def figures(self, effects: pd.DataFrame, frame: pd.DataFrame, options: AnalysisOptions) -> list:
+        """`figures.FigureFile`s from this estimator's rows (none by default)."""
+        return []
+
+
+ESTIMATORS: Registry[type[Estimator]] = Registry(ENTRY_POINT_GROUP, "estimator", base=Estimator)
+"""Registered estimators; `@register_estimator` adds one (see `designkit.registry`)."""
+register_estimator = ESTIMATORS.register
+
+
+def estimator_class(name: str, *, file: str | Path | None = None, field: str | None = None) -> type[Estimator]:
+    """The class registered as `name`, from an entry point, or at the import path `module:Class`."""
+    return ESTIMATORS.get(name, file=file, field=field)
+
+
+def estimator_for(outcome: OutcomeSpec, options: AnalysisOptions, *, file: str | Path | None = None,
+                  field: str | None = None) -> Estimator:
+    """The outcome's own estimator, else the default for its type under `options`."""
+    name = outcome.estimator or default_estimator(outcome.type, options)
+    cls = estimator_class(name, file=file, field=field)
+    if outcome.type not in cls.outcome_types:
+        raise InputError(file, field, f"expected an estimator for {outcome.type} outcomes ({outcome.name!r}); "
+                                      f"{name!r} takes {', '.join(cls.outcome_types)} outcomes")
+    return cls()
+
+
+def check_estimators(experiments: Sequence[ExperimentSpec], options: AnalysisOptions, file: str | Path | None = None) -> None:
+    """Refuse (InputError naming `file` and the outcome) any outcome whose estimator cannot be used."""
+    for i, spec in enumerate(experiments):
+        for j, outcome in enumerate(spec.outcomes):
+            estimator_for(outcome, options, file=file, field=f"experiments[{i}].outcomes[{j}].estimator")
+
+
+def default_estimator(outcome_type: str, options: AnalysisOptions) -> str:
+    """binary -> `newcombe`; continuous -> `analysis.continuous_method` (`welch` or `bootstrap`)."""
+    return DEFAULTS[outcome_type](options)
+
+
+DEFAULTS: dict[str, Callable[[AnalysisOptions], str]] = {
+    "binary": lambda options: "newcombe",
+    "continuous": lambda options: options.continuous_method,
+}
+
+
+def effects_table(
+    frame: pd.DataFrame,
+    experiments: Sequence[ExperimentSpec],
+    options: AnalysisOptions | None = None,
+    **overrides: object,
+) -> pd.DataFrame:
+    """Every outcome of every experiment through its estimator, as one tidy frame of `Effect` rows.
+
+    `frame` is the long outcome frame (`outcome_frame.long_outcome_frame`). `options`
+    (default `AnalysisOptions()`, with `overrides` such as `alpha=0.1` applied) say alpha,
+    the continuous method and the bootstrap seed. Experiments without a control arm are
+    skipped by estimators that compare against one. `family` is set by the estimator
+    (`confirmatory` for the primary outcome's claims at the final step); `p_adj` is left
+    NaN for `multiple_testing.adjust`.
+    """
+    options = dataclasses.replace(options or AnalysisOptions(), **overrides)  # type: ignore[arg-type]
+    missing = [c for c in LONG_FRAME_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"expected long outcome frame columns {list(LONG_FRAME_COLUMNS)}, missing {missing}; got {list(frame.columns)}")
+    effects: list[Effect] = []
+    for spec in experiments:
+        rows = frame[frame["experiment"] == spec.name]
+        if rows.empty:
+            continue
+        for outcome in spec.outcomes:
+            estimator = estimator_for(outcome, options)
+            if estimator.needs_control and spec.control_arm is None:
+                continue
+            task = EstimationTask(spec, outcome, options, arm_doses(rows, spec), int(rows["step"].max()))
+            effects += estimator.estimate(rows[rows["outcome"] == outcome.name], task)
+    return effects_frame(effects)
+
+
+def arm_doses(rows: pd.DataFrame, spec: ExperimentSpec) -> dict[str, int]:
+    """Each arm's dose; declared arms are listed even when unscored, so a missing arm shows
+    up as an NaN row instead of silently vanishing from the confirmatory family."""
+    doses = {arm.name: arm.dose for arm in spec.arms}
+    for arm, dose in rows.groupby("arm")["dose"].first().items():
+        doses.setdefault(str(arm), int(dose))
+    return doses
