@@ -1,0 +1,81 @@
+"""Fixtures of the bad-input suite: one tiny plan and one tiny trained run per session.
+
+Every case works on copies under its own ``tmp_path`` (the directory ``refused`` checks
+for changes), so the shared originals stay pristine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import tiny_design, write_design
+
+from .harness import copy_tree
+
+RUN_STEPS = 2
+
+
+def small_design(corpus: Path) -> dict:
+    """A design that trains in a second: one canary experiment, 2 steps of 4 sequences."""
+    design = tiny_design(corpus)
+    design["name"] = "small"
+    design["run"].update(steps=RUN_STEPS, global_batch=4, max_injected_fraction=0.5)
+    design["run"]["training"] = {"learning_rate": 1e-3, "warmup_steps": 1, "checkpoints": [RUN_STEPS], "save_initial": False, "log_every": 1}
+    design["experiments"] = [design["experiments"][1]]
+    design["experiments"][0]["items"] = {"generate": {"n": 6, "length": 12}}
+    design["experiments"][0]["arms"] = {"control": {"dose": 0, "share": 0.5}, "x1": {"dose": 1, "share": 0.5}}
+    return design
+
+
+@pytest.fixture
+def valid_design(tiny_corpus) -> dict:
+    """The tests' tiny design (a fresh copy per case), to be broken one key at a time."""
+    return tiny_design(tiny_corpus)
+
+
+@pytest.fixture(scope="session")
+def small_plan(tmp_path_factory, tiny_corpus) -> Path:
+    from designkit.planning import make_plan
+
+    root = tmp_path_factory.mktemp("bad-inputs-plan")
+    design = write_design(root / "design.yaml", small_design(tiny_corpus))
+    make_plan(design, root / "plan", show_progress=False)
+    return root / "plan"
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory, small_plan) -> Path:
+    import torch
+
+    from engine.train import train
+
+    run = tmp_path_factory.mktemp("bad-inputs-run") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(small_plan, run, accelerator="cpu", show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return run
+
+
+@pytest.fixture
+def plan_copy(tmp_path, small_plan) -> Path:
+    return copy_tree(small_plan, tmp_path / "plan")
+
+
+@pytest.fixture
+def run_copy(tmp_path, small_plan, small_run) -> Path:
+    """A copy of the trained run and of its plan; ``run.json`` points at the copied plan."""
+    plan = copy_tree(small_plan, tmp_path / "plan")
+    run = copy_tree(small_run, tmp_path / "run")
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    meta["plan_path"] = str(plan)
+    (run / "run.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return run
+
+
+def checkpoint_dir(run: Path) -> Path:
+    return run / "checkpoints" / f"step-{RUN_STEPS:08d}"
