@@ -16,11 +16,17 @@ from typing import Any, Literal
 import yaml
 
 from designkit import model_config, schema
+from designkit.data import sources, stdlib_docs
 from designkit.errors import InputError
 from designkit.kinds import KINDS
+from designkit.schema import bounded
 
-NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+NAME_PATTERN = re.compile(r"[a-z0-9_-]+")  # always fullmatch: `$` would accept a trailing newline
 SHARE_TOLERANCE = 1e-6
+Precision = Literal[
+    "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "transformer-engine", "transformer-engine-float16"
+]
+"""Lightning Fabric's precision settings."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class ModelSpec:
 class TokenizerSpec:
     """Exactly one of ``train_vocab`` or ``path`` (a bare string means ``path``)."""
 
-    train_vocab: int | None = None
+    train_vocab: int | None = bounded(None, ge=300, le=2**24)
     """Train a byte-level BPE of this vocabulary size on the corpus."""
     path: str | None = None
     """A directory holding ``tokenizer.json`` (and ``tokenizer_config.json``)."""
@@ -51,21 +57,21 @@ class TokenizerSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    learning_rate: float = 6e-4
+    learning_rate: float = bounded(6e-4, gt=0)
     """Peak AdamW learning rate."""
-    min_lr: float | None = None
-    """Floor of the cosine decay; default one tenth of ``learning_rate``."""
-    warmup_steps: int | None = None
+    min_lr: float | None = bounded(None, ge=0)
+    """Floor of the cosine decay (at most ``learning_rate``); default one tenth of ``learning_rate``."""
+    warmup_steps: int | None = bounded(None, ge=0)
     """Linear warmup steps; default 2% of the run (at least 1)."""
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0
+    weight_decay: float = bounded(0.1, ge=0)
+    beta1: float = bounded(0.9, ge=0, lt=1)
+    beta2: float = bounded(0.95, ge=0, lt=1)
+    eps: float = bounded(1e-8, gt=0)
+    grad_clip: float = bounded(1.0, ge=0)
     """Clip the global gradient norm to this value (0 disables clipping)."""
-    micro_batch_size: int | None = None
-    """Sequences per device per forward pass; default: the whole per-device batch (no accumulation)."""
-    precision: str | None = None
+    micro_batch_size: int | None = bounded(None, ge=1)
+    """Sequences per device per forward pass (a divisor of ``global_batch``); default: the whole per-device batch."""
+    precision: Precision | None = None
     """Fabric precision; default ``bf16-mixed`` on GPU, ``32-true`` on CPU."""
     compile: bool = False
     """Wrap the model in ``torch.compile``."""
@@ -73,7 +79,7 @@ class TrainingSpec:
     """Number of evenly spaced checkpoints (the last step always included), or explicit steps."""
     save_initial: bool = True
     """Also save the untrained model as step 0, the baseline for effects over training."""
-    log_every: int = 10
+    log_every: int = bounded(10, ge=1)
     """Optimizer steps between metrics rows."""
 
 
@@ -82,17 +88,17 @@ class RunSpec:
     model: ModelSpec
     corpus: str
     """``builtin:stdlib-docs`` or a prepared corpus directory (relative to the design file)."""
-    seq_len: int
+    seq_len: int = bounded(ge=1)
     """Tokens per training sequence."""
-    global_batch: int
+    global_batch: int = bounded(ge=1)
     """Sequences per optimizer step, over all devices."""
-    steps: int
+    steps: int = bounded(ge=1)
     """Optimizer steps."""
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
     """Only for ``builtin:`` corpora; a prepared corpus carries its own tokenizer."""
-    max_injected_fraction: float = 0.05
+    max_injected_fraction: float = bounded(0.05, gt=0, le=1)
     """Refuse plans that overwrite more than this share of all training tokens."""
-    reserve_fraction: float = 0.05
+    reserve_fraction: float = bounded(0.05, ge=0, lt=0.5)
     """Share of the corpus (its tail) kept out of training: removals, i.i.d. controls, reserve texts."""
     training: TrainingSpec = field(default_factory=TrainingSpec)
 
@@ -111,9 +117,9 @@ class ItemsSpec:
 
 @dataclass(frozen=True)
 class ArmSpec:
-    dose: int
+    dose: int = bounded(ge=0)
     """Planned insertions of each item of the arm (0: control)."""
-    share: float
+    share: float = bounded(gt=0, le=1)
     """Share of the experiment's items assigned to this arm."""
     window: tuple[float, float] | None = None
     """Fraction of the run where this arm's insertions land; default: the experiment's window."""
@@ -140,13 +146,13 @@ class ExperimentSpec:
 
 @dataclass(frozen=True)
 class LeakageSpec:
-    ngram: int = 13
+    ngram: int = bounded(13, ge=4)
     """n-gram length in tokens (lm-eval decontamination uses 13-grams)."""
     on_overlap: Literal["warn", "error"] = "warn"
     """``error`` refuses a plan with any overlap; ``warn`` reports it."""
     scan_corpus: bool = True
     """Check items against the base corpus (every training token)."""
-    max_corpus_tokens: int | None = None
+    max_corpus_tokens: int | None = bounded(None, ge=1)
     """Scan at most this many corpus tokens (evenly spaced chunks); default: all."""
 
     @classmethod
@@ -156,22 +162,22 @@ class LeakageSpec:
 
 @dataclass(frozen=True)
 class PowerSpec:
-    alpha: float = 0.05
-    power: float = 0.8
+    alpha: float = bounded(0.05, gt=0, lt=1)
+    power: float = bounded(0.8, gt=0, lt=1)
 
 
 @dataclass(frozen=True)
 class AnalysisSpec:
     multiplicity: Literal["holm", "fdr_bh"] = "holm"
-    alpha: float = 0.05
-    equivalence_margin: float | None = None
+    alpha: float = bounded(0.05, gt=0, lt=1)
+    equivalence_margin: float | None = bounded(None, gt=0)
     """TOST margin (in Cohen's d / h units) for interference and placebo checks."""
 
 
 @dataclass(frozen=True)
 class Design:
     name: str
-    seed: int
+    seed: int = bounded(ge=0)
     run: RunSpec
     experiments: list[ExperimentSpec]
     description: str = ""
@@ -188,18 +194,23 @@ def _check_window(window: tuple[float, float], file: Path, path: str) -> None:
 
 def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -> ExperimentSpec:
     at = f"experiments[{i}]"
-    if not NAME_PATTERN.match(exp.name):
+    if not NAME_PATTERN.fullmatch(exp.name):
         raise InputError(file, f"{at}.name", f"expected [a-z0-9_-]+, got {exp.name!r}")
     kind = KINDS.get(exp.kind, file=file, field=f"{at}.kind")  # an import path module:attr runs that module
-    schema.from_dict(kind.Params, exp.params, file, f"{at}.params")
+    params = schema.from_dict(kind.Params, exp.params, file, f"{at}.params")
     if (exp.items.generate is None) == (exp.items.path is None):
         raise InputError(file, f"{at}.items", "expected exactly one of generate or path")
     items = exp.items
+    options = None
     if items.generate is not None:
         if kind.GenerateParams is None:
             raise InputError(file, f"{at}.items.generate", f"kind {exp.kind!r} cannot generate items; give a path")
-        schema.from_dict(kind.GenerateParams, items.generate, file, f"{at}.items.generate")
-    else:
+        options = schema.from_dict(kind.GenerateParams, items.generate, file, f"{at}.items.generate")
+    try:
+        getattr(kind, "check", lambda params, options: None)(params, options)
+    except InputError as exc:
+        raise InputError(file, f"{at}.{exc.field}" if exc.field else at, exc.detail) from None
+    if items.generate is None:
         resolved = (base_dir / items.path).resolve()
         if not resolved.is_file():
             raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {items.path!r} (resolved to {resolved})")
@@ -210,7 +221,7 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
         raise InputError(file, f"{at}.arms", "expected at least one arm")
     controls = []
     for arm, spec in exp.arms.items():
-        if not NAME_PATTERN.match(arm):
+        if not NAME_PATTERN.fullmatch(arm):
             raise InputError(file, f"{at}.arms.{arm}", f"expected an arm name matching [a-z0-9_-]+, got {arm!r}")
         if spec.dose < 0:
             raise InputError(file, f"{at}.arms.{arm}.dose", f"expected a dose >= 0, got {spec.dose}")
@@ -235,6 +246,8 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     for key in ("seq_len", "global_batch", "steps"):
         if getattr(run, key) < 1:
             raise InputError(file, f"run.{key}", f"expected a positive integer, got {getattr(run, key)}")
+    if run.steps * run.global_batch * run.seq_len > schema.INT64_MAX:
+        raise InputError(file, "run.steps", f"expected steps × global_batch × seq_len tokens within 64 bits, got {run.steps:,} × {run.global_batch:,} × {run.seq_len:,}")
     if not (0.0 < run.max_injected_fraction <= 1.0):
         raise InputError(file, "run.max_injected_fraction", f"expected a fraction in (0, 1], got {run.max_injected_fraction}")
     if not (0.0 <= run.reserve_fraction < 0.5):
@@ -246,6 +259,9 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if model.checkpoint is not None:
         model = replace(model, checkpoint=str((base_dir / model.checkpoint).resolve()))
     corpus = run.corpus
+    builtin = f"{sources.BUILTIN_PREFIX}{stdlib_docs.BUILTIN_NAME}"
+    if corpus.startswith(sources.BUILTIN_PREFIX) and corpus != builtin:
+        raise InputError(file, "run.corpus", f"expected {builtin} or a prepared corpus directory, got {corpus!r}")
     if not corpus.startswith("builtin:"):
         resolved = (base_dir / corpus).resolve()
         if not (resolved / "corpus.json").is_file():
@@ -263,8 +279,10 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     training = run.training
     if training.learning_rate <= 0:
         raise InputError(file, "run.training.learning_rate", f"expected a positive number, got {training.learning_rate}")
-    if training.micro_batch_size is not None and training.micro_batch_size < 1:
-        raise InputError(file, "run.training.micro_batch_size", f"expected a positive integer, got {training.micro_batch_size}")
+    if training.min_lr is not None and training.min_lr > training.learning_rate:
+        raise InputError(file, "run.training.min_lr", f"expected at most learning_rate {training.learning_rate:g}, got {training.min_lr:g}")
+    if training.micro_batch_size is not None and run.global_batch % training.micro_batch_size:
+        raise InputError(file, "run.training.micro_batch_size", f"expected a divisor of global_batch {run.global_batch}, got {training.micro_batch_size}")
     if isinstance(training.checkpoints, int):
         if training.checkpoints < 1:
             raise InputError(file, "run.training.checkpoints", f"expected at least 1, got {training.checkpoints}")
@@ -281,7 +299,7 @@ def parse_design(raw: Any, file: str | Path) -> Design:
     file = Path(file)
     base_dir = file.resolve().parent
     design = schema.from_dict(Design, raw, file)
-    if not NAME_PATTERN.match(design.name):
+    if not NAME_PATTERN.fullmatch(design.name):
         raise InputError(file, "name", f"expected [a-z0-9_-]+, got {design.name!r}")
     if design.seed < 0:
         raise InputError(file, "seed", f"expected a non-negative integer, got {design.seed}")

@@ -20,7 +20,8 @@ class InputError(Exception):
         self.field = field
         self.detail = message
         parts = [p for p in (self.file, self.field) if p]
-        super().__init__(": ".join([*parts, message]))
+        # one line whatever the user typed: a key or value with a newline must not break it
+        super().__init__(": ".join([*parts, message]).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def expected(file: str | Path | None, field: str | None, what: str, got: object) -> InputError:

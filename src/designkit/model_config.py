@@ -8,9 +8,11 @@ without torch, so this module loads that one file on its own.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +48,43 @@ def _config_class(file: str | Path | None, field: str):
     return module.Config
 
 
+# sizes that must be positive integers for any model litgpt can build
+POSITIVE_SIZES = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "padded_vocab_size", "intermediate_size",
+                  "n_query_groups", "head_size")  # fmt: skip
+MAX_SIZE = 2**31 - 1
+
+
+def _check_values(kwargs: dict[str, Any], file: str | Path | None, field: str) -> None:
+    for key, value in kwargs.items():
+        if key in POSITIVE_SIZES and value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+                raise InputError(file, f"{field}.{key}", f"expected a positive integer below 2**31, got {value!r:.40}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and (value != value or abs(value) == float("inf") or value < 0):
+            raise InputError(file, f"{field}.{key}", f"expected a finite number >= 0, got {value!r}")
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """litgpt's Config checks with bare asserts: the failed condition is the only reason there is."""
+    if str(exc):
+        return str(exc).splitlines()[0]
+    frames = traceback.extract_tb(exc.__traceback__)
+    line = (frames[-1].line or "").strip() if frames else ""
+    return f"failed check: {line.removeprefix('assert ').replace('self.', '')}" if line else type(exc).__name__
+
+
 def _build(kwargs: dict[str, Any], file: str | Path | None, field: str):
     Config = _config_class(file, field)
     known = {f.name for f in dataclasses.fields(Config)}
     for key in kwargs:
         if key not in known:
-            raise InputError(file, f"{field}.{key}", "unknown litgpt Config field")
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(file, f"{field}.{key}", f"expected a litgpt Config field, this is none{hint}")
+    _check_values(kwargs, file, field)
     try:
         return Config(**kwargs)
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise InputError(file, field, f"expected a valid litgpt Config ({exc or 'n_embd must divide by n_head'})") from None
+    except (TypeError, ValueError, AssertionError, ZeroDivisionError, AttributeError) as exc:
+        raise InputError(file, field, f"expected a valid litgpt Config ({_failure_reason(exc)})") from None
 
 
 def checkpoint_config(directory: str | Path, file: str | Path | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ form (for example a bare string for a tokenizer directory).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -15,6 +16,40 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 from designkit.errors import InputError
 
 T = TypeVar("T")
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """Limits of a numeric field, declared with ``bounded(...)`` and checked by ``from_dict``."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def violated(self, value: float) -> bool:
+        return (
+            (self.ge is not None and not value >= self.ge)
+            or (self.gt is not None and not value > self.gt)
+            or (self.le is not None and not value <= self.le)
+            or (self.lt is not None and not value < self.lt)
+        )
+
+    def describe(self) -> str:
+        parts = [f"{op} {_number(v)}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)) if v is not None]
+        return " and ".join(parts)
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None) -> Any:  # fmt: skip
+    """A dataclass field whose (non-None) value ``from_dict`` checks against these limits."""
+    return dataclasses.field(default=default, metadata={"bounds": Bounds(ge, gt, le, lt)})
 
 
 def _join(path: str, key: str | int) -> str:
@@ -71,11 +106,17 @@ def convert(tp: Any, value: Any, file: str | Path | None, path: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise InputError(file, path, f"expected an integer within 64 bits (|n| < 2**63), got {_number(value) if abs(value) < 10**30 else f'{value:.3g}'}")
             return value
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) > 1e300:
+                raise InputError(file, path, "expected a finite number, got an integer beyond a float's range")
+            if not math.isfinite(value):
+                raise InputError(file, path, f"expected a finite number, got {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -124,8 +165,12 @@ def from_dict(cls: type[T], value: Any, file: str | Path | None, path: str = "")
     for name, field in fields.items():
         if name in value:
             kwargs[name] = convert(hints[name], value[name], file, _join(path, name))
+            bounds = field.metadata.get("bounds")
+            number = kwargs[name]
+            if bounds is not None and isinstance(number, (int, float)) and not isinstance(number, bool) and bounds.violated(number):
+                raise InputError(file, _join(path, name), f"expected a number {bounds.describe()}, got {_number(number)}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise InputError(file, _join(path, name), "required key is missing")
+            raise InputError(file, _join(path, name), f"expected {_describe(hints[name])} (a required key, missing)")
     return cls(**kwargs)
 
 
@@ -142,4 +187,4 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["convert", "from_dict", "to_dict"]
+__all__ = ["Bounds", "bounded", "convert", "from_dict", "to_dict"]

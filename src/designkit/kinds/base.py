@@ -78,6 +78,12 @@ class ExperimentKind(ABC):
     def __init__(self, params: Any):
         self.params = params
 
+    @classmethod
+    def check(cls, params: Any, options: Any | None) -> None:
+        """Checks across fields of ``params`` and ``items.generate`` (None for an items file), run
+        when the design is read. Raise ``InputError(None, "params.KEY" or "items.generate.KEY", …)``;
+        the design reader names the file and the experiment."""
+
     def generate(self, options: Any, rng: np.random.Generator, context: PlanContext) -> list[Item]:
         raise InputError(None, "items.generate", f"kind {self.name!r} cannot generate items; give an items file")
 

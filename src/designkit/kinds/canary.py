@@ -16,22 +16,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from designkit.errors import InputError
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
+from designkit.schema import bounded
+
+MAX_GENERATED_TOKENS = 2**28
+"""Canaries are drawn in memory as int64: n × length tokens must stay within 2 GiB."""
 
 
 @dataclass(frozen=True)
 class CanaryParams:
-    prefix_tokens: int = 8
+    prefix_tokens: int = bounded(8, ge=1)
     """Tokens given as the prompt for greedy extraction; the rest is the reference."""
-    min_k: float = 0.2
+    min_k: float = bounded(0.2, gt=0, le=1)
     """Share of lowest-probability tokens averaged by the Min-K% membership score."""
 
 
 @dataclass(frozen=True)
 class CanaryGenerate:
-    n: int
+    n: int = bounded(ge=1)
     """Number of canaries."""
-    length: int = 32
+    length: int = bounded(32, ge=2)
     """Tokens per canary."""
 
 
@@ -41,11 +46,23 @@ class Canary(ExperimentKind):
     Params = CanaryParams
     GenerateParams = CanaryGenerate
 
-    def generate(self, options: CanaryGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
-        if options.length <= self.params.prefix_tokens:
-            from designkit.errors import InputError
+    @classmethod
+    def check(cls, params: CanaryParams, options: CanaryGenerate | None) -> None:
+        if options is None:
+            return
+        if options.length <= params.prefix_tokens:
+            raise InputError(None, "items.generate.length", f"expected more than params.prefix_tokens={params.prefix_tokens} tokens, got {options.length}")
+        total = options.n * options.length
+        if total > MAX_GENERATED_TOKENS:
+            key = "items.generate.n" if options.n >= options.length else "items.generate.length"
+            raise InputError(
+                None, key,
+                f"expected n × length ≤ {MAX_GENERATED_TOKENS:,} tokens (canaries are drawn in memory), "
+                f"got {options.n:,} × {options.length:,} = {total:.3g} tokens, {total * 8 / 2**40:.3g} TiB",
+            )
 
-            raise InputError(None, "items.generate.length", f"expected more than params.prefix_tokens={self.params.prefix_tokens} tokens, got {options.length}")
+    def generate(self, options: CanaryGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
+        self.check(self.params, options)
         special = set(context.tokenizer.special_ids)
         vocabulary = np.array([t for t in range(context.tokenizer.vocab_size) if t not in special], dtype=np.int64)
         draws = vocabulary[rng.integers(len(vocabulary), size=(options.n, options.length))]

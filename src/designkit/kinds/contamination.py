@@ -33,6 +33,10 @@ import numpy as np
 from designkit.errors import InputError
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
 from designkit.kinds.names import invented_names
+from designkit.schema import bounded
+
+MAX_GENERATED_QUESTIONS = 10_000_000
+"""Invented names run out (and planning takes hours) long before this many questions."""
 
 # (subject, question template, answer name syllables)
 _RELATIONS = (
@@ -45,7 +49,7 @@ _RELATIONS = (
 
 @dataclass(frozen=True)
 class ContaminationParams:
-    n_choices: int = 4
+    n_choices: int = bounded(4, ge=2)
     """Choices per generated question (gold plus same-arm distractors)."""
     primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast", "recall_margin"] = "gold_logprob"
     """Outcome tested in the confirmatory family."""
@@ -55,7 +59,7 @@ class ContaminationParams:
 
 @dataclass(frozen=True)
 class ContaminationGenerate:
-    n: int
+    n: int = bounded(ge=1, le=MAX_GENERATED_QUESTIONS)
     """Number of questions to generate."""
 
 
@@ -64,6 +68,11 @@ class Contamination(ExperimentKind):
     item_noun = ("question", "questions")
     Params = ContaminationParams
     GenerateParams = ContaminationGenerate
+
+    @classmethod
+    def check(cls, params: ContaminationParams, options: ContaminationGenerate | None) -> None:
+        if not params.answer_marker.strip():
+            raise InputError(None, "params.answer_marker", f"expected a non-blank marker, got {params.answer_marker!r}")
 
     def generate(self, options: ContaminationGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
         entities = invented_names(options.n, rng)

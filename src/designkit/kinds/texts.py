@@ -17,25 +17,26 @@ import numpy as np
 
 from designkit.errors import InputError
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
+from designkit.schema import bounded
 
 
 @dataclass(frozen=True)
 class TextsParams:
     key: str = "text"
     """Field of each JSONL record that holds the text."""
-    prefix_tokens: int = 16
+    prefix_tokens: int = bounded(16, ge=1)
     """Tokens given as the prompt when testing verbatim continuation."""
-    continuation_tokens: int = 32
+    continuation_tokens: int = bounded(32, ge=1)
     """Tokens of the text that greedy decoding must reproduce."""
-    min_k: float = 0.2
+    min_k: float = bounded(0.2, gt=0, le=1)
     """Share of lowest-probability tokens averaged by the Min-K% membership score."""
 
 
 @dataclass(frozen=True)
 class TextsGenerate:
-    n: int
+    n: int = bounded(ge=1)
     """Number of excerpts drawn from the corpus's reserve region."""
-    n_tokens: int = 64
+    n_tokens: int = bounded(64, ge=1)
     """Tokens per excerpt."""
 
 
