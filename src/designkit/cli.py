@@ -23,6 +23,8 @@ def _cmd_prepare_corpus(args: argparse.Namespace) -> None:
         tokenizer_dir=args.tokenizer,
         train_vocab=args.train_tokenizer,
         text_key=args.text_key,
+        dtype=args.dtype,
+        eos_id=args.eos_id,
         show_progress=not args.quiet,
         force=args.force,
     )
@@ -108,13 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="designkit", description="Many controlled experiments inside one pretraining run.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("prepare-corpus", help="tokenize .txt/.jsonl/.parquet text into a token memmap")
-    p.add_argument("source", help="a file, a directory of files, or builtin:stdlib-docs")
+    p = sub.add_parser("prepare-corpus", help="tokenize .txt/.jsonl/.parquet text, or import .npy/.bin token ids, into a token memmap")
+    p.add_argument("source", help="a file, a directory of files, a quoted glob ('data/*.parquet'), or builtin:stdlib-docs")
     p.add_argument("--out", required=True, type=Path)
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--tokenizer", type=Path, help="directory holding tokenizer.json (e.g. a LitGPT checkpoint)")
     group.add_argument("--train-tokenizer", type=int, metavar="VOCAB", help="train a byte-level BPE of this size")
     p.add_argument("--text-key", default="text", help="text field of .jsonl/.parquet records")
+    p.add_argument("--dtype", default=None, metavar="uint16|uint32", help="id type of raw token files (.bin, or .npy without a numpy header)")
+    p.add_argument("--eos-id", type=int, default=None, help="the id that ends each document in token files (default: the tokenizer's EOS)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_prepare_corpus)

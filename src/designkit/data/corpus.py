@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from designkit import atomic_files, file_hashes
-from designkit.data import sources, stdlib_docs
+from designkit.data import pretokenized, sources, stdlib_docs
 from designkit.data.tokenizer import TOKENIZER_FILES, TextTokenizer, train_bpe_tokenizer
 from designkit.errors import InputError
 
@@ -112,19 +112,35 @@ def prepare_corpus(
     tokenizer_dir: str | Path | None = None,
     train_vocab: int | None = None,
     text_key: str = "text",
+    dtype: str | None = None,
+    eos_id: int | None = None,
     show_progress: bool = True,
     force: bool = False,
 ) -> TokenCorpus:
-    """Tokenize ``source`` into a CORPUS dir at ``out`` (built aside, then renamed into place)."""
+    """Turn ``source`` into a CORPUS dir at ``out`` (built aside, then renamed into place).
+
+    ``source`` is a file, a directory, a glob pattern or a built-in name. Text
+    (``.txt``/``.jsonl``/``.parquet``) is tokenized; token files (``.npy``/``.bin``, see
+    ``designkit.data.pretokenized``) are imported as they are, split into documents at
+    ``eos_id`` (default: the tokenizer's EOS), and need ``tokenizer_dir``. ``dtype`` is the
+    id type of raw token files without a ``.npy`` header.
+    """
     if (tokenizer_dir is None) == (train_vocab is None):
         raise InputError(None, "tokenizer", "expected exactly one of --tokenizer DIR or --train-tokenizer VOCAB")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise InputError(out, None, "expected an empty or new output directory (use --force to replace it)")
-    from tqdm.auto import tqdm
+    builtin = isinstance(source, str) and source.startswith(sources.BUILTIN_PREFIX)
+    files = None if builtin else sources.source_files(source)
+    token_files = files is not None and sources.is_pretokenized(files)
+    if token_files and tokenizer_dir is None:
+        raise InputError(None, "--tokenizer", "expected --tokenizer DIR (holding tokenizer.json) for token files: its vocabulary must cover their ids")
+    if not token_files and (dtype is not None or eos_id is not None):
+        raise InputError(None, "--dtype" if dtype is not None else "--eos-id", "expected token files (.npy/.bin) as the source; text is split into documents by file or record")
+    input_dtype = pretokenized.parse_dtype(dtype)
 
     documents = lambda: sources.iter_documents(source, text_key)  # noqa: E731
-    if isinstance(source, str) and source.startswith(sources.BUILTIN_PREFIX):
+    if builtin:
         # built-in corpora are small: parse them once instead of once per pass
         cached = list(documents())
         documents = lambda: iter(cached)  # noqa: E731
@@ -137,41 +153,56 @@ def prepare_corpus(
                 if (tokenizer_dir / name).is_file():
                     shutil.copyfile(tokenizer_dir / name, tmp / name)
             tokenizer = TextTokenizer(tmp)
-        dtype = token_dtype(tokenizer.vocab_size)
-        eos = np.array([tokenizer.eos_id], dtype=dtype)
-        starts = [0]
-        n_tokens = 0
-        with (tmp / "tokens.bin").open("wb") as fh, tqdm(
-            desc="tokenizing", unit="doc", disable=not show_progress, file=sys.stderr
-        ) as bar:
-            for batch in _batched(documents(), _BATCH_DOCS):
-                for ids in tokenizer.encode_batch(batch):
-                    array = np.asarray(ids, dtype=dtype)
-                    fh.write(array.tobytes())
-                    fh.write(eos.tobytes())
-                    n_tokens += array.size + 1
-                    starts.append(n_tokens)
-                bar.update(len(batch))
-                bar.set_postfix(tokens=f"{n_tokens:,}")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if n_tokens == 0:
-            raise InputError(source, None, "expected at least one non-empty document")
-        np.save(tmp / "documents.npy", np.asarray(starts, dtype=np.int64))
+        out_dtype = token_dtype(tokenizer.vocab_size)
+        eos = tokenizer.eos_id if eos_id is None else int(eos_id)
+        if token_files:
+            imported = pretokenized.import_tokens(
+                files, tmp / "tokens.bin", tmp / "documents.npy", out_dtype=out_dtype, vocab_size=tokenizer.vocab_size,
+                eos_id=eos, tokenizer_json=tmp / "tokenizer.json", dtype=input_dtype, show_progress=show_progress,
+            )  # fmt: skip
+            n_tokens, n_documents, fingerprint = imported.n_tokens, imported.n_documents, imported.fingerprint
+        else:
+            n_tokens, n_documents = _tokenize_documents(documents(), tokenizer, out_dtype, tmp, show_progress)
+            if n_tokens == 0:
+                raise InputError(source, None, "expected at least one non-empty document")
+            fingerprint = _sha256_files(fingerprint_files(tmp))
         meta = {
             "format": FORMAT,
             "source": str(source),
             "n_tokens": n_tokens,
-            "n_documents": len(starts) - 1,
-            "dtype": dtype.name,
+            "n_documents": n_documents,
+            "dtype": out_dtype.name,
             "vocab_size": tokenizer.vocab_size,
-            "eos_id": tokenizer.eos_id,
+            "eos_id": eos,
             "bos_id": tokenizer.bos_id,
-            "fingerprint": _sha256_files(fingerprint_files(tmp)),
+            "fingerprint": fingerprint,
         }
         atomic_files.write_json(tmp / "corpus.json", meta)
     file_hashes.remember(fingerprint_files(out), meta["fingerprint"])  # a rename keeps sizes and mtimes
     return TokenCorpus.open(out)
+
+
+def _tokenize_documents(documents: Iterator[str], tokenizer: TextTokenizer, dtype: np.dtype, tmp: Path, show_progress: bool) -> tuple[int, int]:
+    """Tokenize in batches into ``tmp/tokens.bin`` (each document followed by EOS) and write ``documents.npy``."""
+    from tqdm.auto import tqdm
+
+    eos = np.array([tokenizer.eos_id], dtype=dtype)
+    starts = [0]
+    n_tokens = 0
+    with (tmp / "tokens.bin").open("wb") as fh, tqdm(desc="tokenizing", unit="doc", disable=not show_progress, file=sys.stderr) as bar:
+        for batch in _batched(documents, _BATCH_DOCS):
+            for ids in tokenizer.encode_batch(batch):
+                array = np.asarray(ids, dtype=dtype)
+                fh.write(array.tobytes())
+                fh.write(eos.tobytes())
+                n_tokens += array.size + 1
+                starts.append(n_tokens)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=f"{n_tokens:,}")
+        fh.flush()
+        os.fsync(fh.fileno())
+    np.save(tmp / "documents.npy", np.asarray(starts, dtype=np.int64))
+    return n_tokens, len(starts) - 1
 
 
 def designkit_home() -> Path:

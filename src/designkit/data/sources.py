@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +11,10 @@ from designkit.data import stdlib_docs
 from designkit.errors import InputError
 
 BUILTIN_PREFIX = "builtin:"
-SUFFIXES = (".txt", ".jsonl", ".parquet")
+TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
+TOKEN_SUFFIXES = (".npy", ".bin")
+"""Already-tokenized files (``designkit.data.pretokenized``)."""
+SUFFIXES = TEXT_SUFFIXES + TOKEN_SUFFIXES
 
 
 def _iter_txt(path: Path, key: str) -> Iterator[str]:
@@ -61,17 +65,33 @@ _READERS: dict[str, Callable[[Path, str], Iterator[str]]] = {
 
 
 def source_files(source: str | Path) -> list[Path]:
+    """The files of a source: one file, every matching file under a directory, or a glob
+    pattern such as ``'data/*.parquet'`` (``**`` recurses), in sorted order."""
+    text = str(source)
     path = Path(source)
+    if any(c in text for c in "*?[") and not path.exists():
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file() and Path(p).suffix in SUFFIXES)
+        if not files:
+            raise InputError(text, None, f"expected the pattern to match {', '.join(SUFFIXES)} files, found none")
+        return files
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
         if not files:
             raise InputError(path, None, f"expected a directory holding {', '.join(SUFFIXES)} files, found none")
         return files
     if not path.is_file():
-        raise InputError(path, None, "expected an existing file or directory")
+        raise InputError(path, None, "expected an existing file, directory or glob pattern")
     if path.suffix not in SUFFIXES:
         raise InputError(path, None, f"expected a {', '.join(SUFFIXES)} file, got {path.suffix!r}")
     return [path]
+
+
+def is_pretokenized(files: list[Path]) -> bool:
+    """True if every file holds token ids, False if every file holds text; InputError for a mix."""
+    tokens = [f.suffix in TOKEN_SUFFIXES for f in files]
+    if any(tokens) and not all(tokens):
+        raise InputError(files[tokens.index(True)], None, f"expected either text files ({', '.join(TEXT_SUFFIXES)}) or token files ({', '.join(TOKEN_SUFFIXES)}), not both in one source")
+    return all(tokens)
 
 
 def iter_documents(source: str | Path, text_key: str = "text") -> Iterator[str]:
@@ -82,5 +102,8 @@ def iter_documents(source: str | Path, text_key: str = "text") -> Iterator[str]:
             raise InputError(None, "corpus", f"expected builtin:{stdlib_docs.BUILTIN_NAME}, got {source!r}")
         yield from stdlib_docs.iter_stdlib_documents()
         return
-    for path in source_files(source):
+    files = source_files(source)
+    if is_pretokenized(files):
+        raise InputError(files[0], None, "expected text, got token ids (prepare-corpus imports them as they are)")
+    for path in files:
         yield from _READERS[path.suffix](path, text_key)
