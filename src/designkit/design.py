@@ -161,17 +161,24 @@ class LeakageSpec:
 
 
 @dataclass(frozen=True)
-class PowerSpec:
-    alpha: float = bounded(0.05, gt=0, lt=1)
-    power: float = bounded(0.8, gt=0, lt=1)
-
-
-@dataclass(frozen=True)
 class AnalysisSpec:
-    multiplicity: Literal["holm", "fdr_bh"] = "holm"
+    """How the run is planned for and analyzed; every summary and report string uses these values."""
+
     alpha: float = bounded(0.05, gt=0, lt=1)
+    """Two-sided level of every test; confidence intervals have level 1 - alpha. The plan's
+    minimal detectable effects use it too."""
+    power: float = bounded(0.8, gt=0, lt=1)
+    """Power at which the plan's (and the report's achieved) minimal detectable effects are computed."""
+    multiplicity: Literal["holm", "fdr_bh"] = "holm"
+    """Multiple-testing adjustment within each family (confirmatory: each experiment's primary
+    outcome at the final checkpoint; exploratory: the rest): ``holm`` (family-wise error) or
+    ``fdr_bh`` (Benjamini-Hochberg false discovery rate)."""
+    continuous_method: Literal["welch", "bootstrap"] = "welch"
+    """Default estimator of continuous outcomes: ``welch`` (Welch t interval and test) or
+    ``bootstrap`` (BCa bootstrap interval, Welch-t permutation test; slower). An outcome
+    whose kind names its own estimator keeps it."""
     equivalence_margin: float | None = bounded(None, gt=0)
-    """TOST margin (in Cohen's d / h units) for interference and placebo checks."""
+    """TOST margin (in Cohen's d / h units) for interference and placebo checks; None: no TOST."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,6 @@ class Design:
     experiments: list[ExperimentSpec]
     description: str = ""
     leakage: LeakageSpec = field(default_factory=LeakageSpec)
-    power: PowerSpec = field(default_factory=PowerSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
 
 
@@ -298,6 +304,9 @@ def parse_design(raw: Any, file: str | Path) -> Design:
     """Validate a parsed YAML document; relative paths resolve against the file's directory."""
     file = Path(file)
     base_dir = file.resolve().parent
+    if isinstance(raw, dict) and "power" in raw:
+        raise InputError(file, "power", "expected alpha and power under analysis: (analysis.alpha, analysis.power); "
+                                        "the power: block moved there")
     design = schema.from_dict(Design, raw, file)
     if not NAME_PATTERN.fullmatch(design.name):
         raise InputError(file, "name", f"expected [a-z0-9_-]+, got {design.name!r}")
@@ -314,8 +323,6 @@ def parse_design(raw: Any, file: str | Path) -> Design:
         experiments.append(_check_experiment(exp, i, file, base_dir))
     if design.leakage.ngram < 4:
         raise InputError(file, "leakage.ngram", f"expected at least 4 tokens, got {design.leakage.ngram}")
-    if not (0 < design.power.alpha < 1) or not (0 < design.power.power < 1):
-        raise InputError(file, "power", "expected alpha and power in (0, 1)")
     run = _check_run(design.run, file, base_dir)
     return replace(design, run=run, experiments=experiments)
 

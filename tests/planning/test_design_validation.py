@@ -75,6 +75,11 @@ CASES = {
         "experiments[1].params.prefix_token",
         "unknown key",
     ),
+    "old_power_block": (  # a pointer to where the options went, not just "unknown key"
+        lambda d: d.update(power={"alpha": 0.01}),
+        "power",
+        "under analysis:",
+    ),
     "two_control_arms": (
         lambda d: d["experiments"][0]["arms"].update(x4={"dose": 0, "share": 0.5}),
         "experiments[0].arms",

@@ -279,7 +279,8 @@ def _baseline_sentences(tables: ReportTables, experiment: str, outcome: Mapping[
         return [f"At step 0 (the untrained model) no arm differed from control (smallest unadjusted p = {format_p(largest)}), as randomization implies."]
     arms = ", ".join(f"{r.arm} (p = {format_p(r.p)})" for r in flagged.itertuples(index=False))
     return [f"At step 0 (the untrained model) arm {arms} already differed from control, before any insertion: "
-            "expected in about 1 of 20 comparisons by chance, but read the final effect with that imbalance in mind."]
+            f"expected in about 1 of {round(1 / tables.settings.alpha)} comparisons by chance (α = {tables.settings.alpha:g}), "
+            "but read the final effect with that imbalance in mind."]
 
 
 def _power_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:

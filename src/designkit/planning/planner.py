@@ -394,7 +394,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         "experiments": experiments_json,
         "assignment": pd.concat([exp.rounding for exp in experiments]).to_dict("records"),
         "budget": budget_info,
-        "power": _power_rows(experiments_json, design.power.alpha, design.power.power),
+        "power": _power_rows(experiments_json, design.analysis.alpha, design.analysis.power),
         "leakage": leak,
     }
     plan = json.loads(json.dumps(plan, default=_json_default))

@@ -40,7 +40,16 @@ def summary_rows(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def power_settings(meta: dict[str, Any]) -> tuple[float, float]:
+    """(alpha, power) the plan's MDEs were computed at: the design's ``analysis`` block
+    (plans written before it held them kept a ``power`` block)."""
+    design = meta.get("design") or {}
+    given = {**(design.get("power") or {}), **(design.get("analysis") or {})}
+    return float(given.get("alpha", 0.05)), float(given.get("power", 0.8))
+
+
 def format_summary(meta: dict[str, Any], plan_hash: str) -> str:
+    alpha, power = power_settings(meta)
     geo = meta["geometry"]
     budget = meta["budget"]
     leak = meta["leakage"]
@@ -52,7 +61,8 @@ def format_summary(meta: dict[str, Any], plan_hash: str) -> str:
         format_table(
             summary_rows(meta),
             ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share", "outcome", "MDE"],
-            ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share of run", "primary outcome", "MDE (α=0.05, power 0.8)"],
+            ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share of run", "primary outcome",
+             f"MDE (α={alpha:g}, power {power:g})"],
         ),
         "",
         f"injected: {budget['injected_tokens']:,} tokens = {budget['injected_fraction']:.2%} of the run (limit {budget['max_injected_fraction']:.2%})",
