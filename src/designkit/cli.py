@@ -1,4 +1,5 @@
-"""``designkit`` command line: prepare-corpus | plan | inspect | train | score | analyze | demo.
+"""``designkit`` command line: prepare-corpus | plan | inspect | train | score | analyze | demo, and
+the interference commands (``designkit.interference_cli``).
 
 The engine (torch) is imported only by the commands that train or score, so planning and
 analysis work on hosts without a GPU stack. Bad input ends with one line on stderr and
@@ -175,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing demo directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    from designkit import interference_cli
+
+    interference_cli.add_commands(sub)  # plan-interference | train-interference | analyze-interference
     return parser
 
 

@@ -142,6 +142,10 @@ class ExperimentSpec:
     """A/A check: arms are assigned and scored as usual, but nothing is ever inserted."""
     params: dict[str, Any] = field(default_factory=dict)
     """Kind-specific parameters (see the kind's ``Params``)."""
+    interference_margin: float | None = None
+    """Equivalence margin of interference tests (``designkit analyze-interference``), in the units of
+    the experiment's primary outcome (e.g. 0.01 = 1 pp of accuracy, 0.02 nats of loss): another
+    experiment's data is "negligible" for this one only if its effect's CI lies inside ±margin."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,8 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
     if exp.placebo and (not controls or len(exp.arms) < 2):
         raise InputError(file, f"{at}.arms", "expected a control arm (dose 0) and at least one other arm for a placebo experiment")
     _check_window(exp.window, file, f"{at}.window")
+    if exp.interference_margin is not None and not exp.interference_margin > 0:
+        raise InputError(file, f"{at}.interference_margin", f"expected a positive number, got {exp.interference_margin}")
     return replace(exp, items=items)
 
 
