@@ -13,9 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from designkit import model_config, schema
+from designkit import model_config, schema, yaml_files
 from designkit.data import sources, stdlib_docs
 from designkit.errors import InputError
 from designkit.kinds import KINDS
@@ -335,19 +333,9 @@ def parse_design(raw: Any, file: str | Path) -> Design:
 
 def load_design(path: str | Path) -> Design:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, None, "expected an existing design file") from None
-    except OSError as exc:
-        raise InputError(path, None, f"expected a readable design file ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise InputError(path, where, f"expected valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_design(raw, path)
+    if not path.exists():
+        raise InputError(path, None, "expected an existing design file")
+    return parse_design(yaml_files.load(path, what="a readable design file"), path)
 
 
 def design_to_dict(design: Design) -> dict[str, Any]:

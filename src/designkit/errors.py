@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
+
+QUOTE_LIMIT = 80
+"""Characters of a user's value that an error message quotes at most."""
+
+_repr = reprlib.Repr()
+# bounded work as well as bounded output: a value expanded from YAML aliases can be huge
+_repr.maxlevel, _repr.maxdict, _repr.maxlist, _repr.maxtuple, _repr.maxset = 3, 4, 6, 6, 6
+_repr.maxstring, _repr.maxlong, _repr.maxother = QUOTE_LIMIT, 40, QUOTE_LIMIT
+
+
+def clip(text: str) -> str:
+    """``text`` on one line, cut to about ``QUOTE_LIMIT`` characters (names and reasons from files)."""
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 1] + "…"
+
+
+def quote(value: object) -> str:
+    """``repr(value)`` for an error message, cut to about ``QUOTE_LIMIT`` characters."""
+    return clip(_repr.repr(value))
 
 
 class InputError(Exception):
@@ -25,5 +45,5 @@ class InputError(Exception):
 
 
 def expected(file: str | Path | None, field: str | None, what: str, got: object) -> InputError:
-    """Build the standard "expected X, got Y" error."""
-    return InputError(file, field, f"expected {what}, got {got!r}")
+    """Build the standard "expected X, got Y" error; Y is quoted with ``quote``."""
+    return InputError(file, field, f"expected {what}, got {quote(got)}")

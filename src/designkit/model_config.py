@@ -16,9 +16,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from designkit.errors import InputError
+from designkit import yaml_files
+from designkit.errors import InputError, expected
 
 LITGPT_DEFAULT_BLOCK_SIZE = 4096  # litgpt.config.Config.block_size
 
@@ -91,7 +90,15 @@ def checkpoint_config(directory: str | Path, file: str | Path | None = None) -> 
     path = Path(directory) / "model_config.yaml"
     if not path.is_file():
         raise InputError(file, "run.model.checkpoint", f"expected a LitGPT checkpoint directory with model_config.yaml, got {directory}")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_config_file(path)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's ``model_config.yaml`` as a dict of litgpt ``Config`` fields (read as data only)."""
+    raw = yaml_files.load(path, what="a LitGPT model_config.yaml")
+    if not isinstance(raw, dict):
+        raise expected(path, None, "a mapping of litgpt Config fields", raw)
+    return raw
 
 
 def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 ``model_config.yaml`` (``litgpt.utils.save_config``), the tokenizer files, and
 ``training_state.pt`` (optimizer, step, data position, RNG, controller state). A step
 directory is filled under a temporary name and renamed into place, so one that exists is
-complete; ``latest_checkpoint`` only ever sees complete ones.
+complete; ``latest_checkpoint`` only ever sees complete ones. Both files are read through
+``engine.weights``, which never runs code a pickle may carry.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from litgpt.utils import load_checkpoint, save_config
+from litgpt.utils import save_config
 
 from designkit import atomic_files
 from designkit.data.tokenizer import TOKENIZER_FILES
+from designkit.errors import InputError
 from designkit.runfile import CHECKPOINTS, MODEL_FILE, STATE_FILE, complete_checkpoints
 from designkit.runfile import checkpoint_dir as step_dir
+from engine import weights
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
@@ -105,11 +108,31 @@ def save_checkpoint(fabric, run_dir: Path, step: int, model, optimizer, config, 
     return target
 
 
-def load_training_state(fabric, run_dir: Path, step: int, model, optimizer) -> dict[str, Any]:
+_STATE_KEYS = ("step", "optimizer", "rng", "plan_hash")
+
+
+def read_training_state(path: Path, plan_hash: str) -> dict[str, Any]:
+    """``training_state.pt`` of a checkpoint of this plan, read without running code."""
+    state = weights.read_torch_file(path, what="a designkit training state written by torch.save")
+    if not isinstance(state, dict) or any(key not in state for key in _STATE_KEYS):
+        raise InputError(path, None, f"expected a designkit training state with {', '.join(_STATE_KEYS)}")
+    if state["plan_hash"] != plan_hash:
+        raise InputError(path, "plan_hash", f"expected a checkpoint of plan {plan_hash[:12]}…, got one of {str(state['plan_hash'])[:12]}…")
+    return state
+
+
+def check_resumable(run_dir: Path, step: int, config, plan_hash: str) -> None:
+    """Read (memory-mapped) and check checkpoint ``step`` before a resume writes anything."""
+    path = step_dir(run_dir, step)
+    weights.read_model_weights(path / MODEL_FILE, config, "the plan")
+    read_training_state(path / STATE_FILE, plan_hash)
+
+
+def load_training_state(fabric, run_dir: Path, step: int, model, optimizer, config, plan_hash: str) -> dict[str, Any]:
     """Load weights and optimizer of checkpoint ``step`` into the set-up model/optimizer; return the rest."""
     path = step_dir(run_dir, step)
-    load_checkpoint(fabric, model, path / MODEL_FILE, strict=True)
-    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    weights.load_weights(fabric, model, weights.read_model_weights(path / MODEL_FILE, config, "the plan"))
+    state = read_training_state(path / STATE_FILE, plan_hash)
     optimizer_state = state.pop("optimizer")
     if _is_fsdp(fabric):
         from lightning.fabric.strategies.fsdp import _get_full_state_dict_context

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 from designkit.errors import InputError
 from engine import checkpoint
 from engine.schedule import get_lr
@@ -78,9 +79,9 @@ def verify_training_state(plan, continuation: Continuation) -> None:
         raise InputError(path, None, f"expected sha256 {continuation.training_state_sha256[:12]}… as recorded in the plan (the parent's training state changed)")
 
 
-def load_parent_state(fabric, plan, continuation: Continuation, model, optimizer) -> None:
+def load_parent_state(fabric, plan, continuation: Continuation, model, optimizer, config) -> None:
     """Weights, optimizer and RNG state of the parent checkpoint, into the set-up model and optimizer."""
     path = Path(plan.meta["model"]["checkpoint"])
-    state = checkpoint.load_training_state(fabric, path.parent.parent, continuation.parent_step, model, optimizer)
-    if state.get("plan_hash") != continuation.parent_plan_hash or int(state.get("step", -1)) != continuation.parent_step:
+    state = checkpoint.load_training_state(fabric, path.parent.parent, continuation.parent_step, model, optimizer, config, continuation.parent_plan_hash)
+    if int(state["step"]) != continuation.parent_step:
         raise InputError(path / checkpoint.STATE_FILE, "plan_hash", f"expected step {continuation.parent_step} of plan {continuation.parent_plan_hash[:12]}…")

@@ -22,7 +22,8 @@ from litgpt.config import Config
 from litgpt.model import GPT, CausalSelfAttention, LLaMAMLP
 from litgpt.utils import reset_parameters
 
-from designkit.errors import InputError
+from designkit.errors import InputError, clip
+from designkit.model_config import read_config_file
 from designkit.runfile import MODEL_CONFIG_FILE, MODEL_FILE
 
 
@@ -35,10 +36,24 @@ def plan_config(plan) -> Config:
         path = Path(checkpoint) / MODEL_CONFIG_FILE
         if not (Path(checkpoint) / MODEL_FILE).is_file() or not path.is_file():
             raise InputError(checkpoint, MODEL_FILE, f"expected the LitGPT checkpoint the plan continues from ({MODEL_FILE} + {MODEL_CONFIG_FILE})")
-        theirs = _jsonable(dataclasses.asdict(Config.from_file(path)))
+        theirs = _jsonable(dataclasses.asdict(checkpoint_model_config(checkpoint)))
         if theirs != _jsonable(model.config):
             raise InputError(path, None, "expected the same model config as when the plan was made (the checkpoint changed)")
     return config
+
+
+def checkpoint_model_config(directory: str | Path) -> Config:
+    """The ``Config`` of a LitGPT checkpoint dir, from its ``model_config.yaml`` read as data only."""
+    path = Path(directory) / "model_config.yaml"
+    kwargs = read_config_file(path)
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(str(key) for key in kwargs if key not in known)
+    if unknown:
+        raise InputError(path, clip(unknown[0]), "unknown litgpt Config field")
+    try:
+        return Config(**kwargs)
+    except (TypeError, ValueError, AssertionError, ZeroDivisionError) as exc:
+        raise InputError(path, None, f"expected a valid litgpt Config ({clip(str(exc) or type(exc).__name__)})") from None
 
 
 def verify_checkpoint_weights(plan) -> None:

@@ -29,6 +29,8 @@ from designkit.errors import InputError
 from designkit.planning.planfile import Plan
 from designkit.runfile import SCORE_KEY_COLUMNS as KEY_COLUMNS
 from designkit.runfile import SCORE_KEY_SCHEMA, RunDir, scores_file
+from engine import weights
+from engine.model import checkpoint_model_config
 from engine.probes import DEFAULT_BATCH_TOKENS, DEFAULT_MIN_K, PROBE_COLUMNS, ProbeInput, required_context, score_probes
 
 SCORES_SCHEMA = pa.schema(
@@ -149,8 +151,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def load_checkpoint(checkpoint_dir: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """A ``litgpt.model.GPT`` in eval mode from ``lit_model.pth`` + ``model_config.yaml``."""
-    from litgpt.config import Config
+    """A ``litgpt.model.GPT`` in eval mode from ``lit_model.pth`` + ``model_config.yaml``.
+
+    Both are read as data only (``engine.weights``, ``designkit.yaml_files``): a checkpoint
+    from someone else cannot run code here.
+    """
     from litgpt.model import GPT
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -158,12 +163,10 @@ def load_checkpoint(checkpoint_dir: str | Path, *, device: str | torch.device = 
         if not (checkpoint_dir / name).is_file():
             raise InputError(checkpoint_dir, name, "expected a LitGPT checkpoint directory (lit_model.pth + model_config.yaml)")
     device = resolve_device(device)
-    config = Config.from_file(checkpoint_dir / "model_config.yaml")
+    config = checkpoint_model_config(checkpoint_dir)
+    state = weights.read_model_weights(checkpoint_dir / "lit_model.pth", config, checkpoint_dir / "model_config.yaml")
     with torch.device(device):
         model = GPT(config)
-    state = torch.load(checkpoint_dir / "lit_model.pth", map_location=device, weights_only=True)
-    # litgpt's own checkpoints nest the weights under "model"
-    state = state.get("model", state)
     model.load_state_dict(state)
     return model.to(dtype=dtype).eval()
 

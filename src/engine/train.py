@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from designkit.errors import InputError
 from designkit.planning.planfile import Plan
-from engine import applied_log, checkpoint, continuation, rundir, settings
+from designkit.runfile import MODEL_CONFIG_FILE
+from engine import applied_log, checkpoint, continuation, rundir, settings, weights
 from engine.applied_log import AppliedLog, AppliedLogMismatch
 from engine.metrics import MetricsCSV, Progress, make_logger
 from engine.model import build_model, embedding_noise, plan_config, verify_checkpoint_weights
@@ -92,10 +92,7 @@ def train(
     mode = rundir.check(run_dir, plan.hash, resume=resume, force=force) if fabric.global_rank == 0 else None
     if fabric.global_rank == 0:
         plan.corpus()  # every token against the plan's fingerprint, once, not on every rank
-    if fabric.global_rank == 0 and not resume:
-        verify_checkpoint_weights(plan)  # once, not on every rank: a checkpoint can be many GB
-        if (cont := continuation.Continuation.from_plan(plan)) is not None:
-            continuation.verify_training_state(plan, cont)
+        check_starting_weights(plan, config, run_dir, mode)  # once, not on every rank: a checkpoint can be many GB
     run_logger = make_logger(logger, run_dir, run_dir.name) if fabric.global_rank == 0 else None
 
     with settings.compile_caches_inside(run_dir):
@@ -127,6 +124,26 @@ def train(
         return main(fabric, plan, config, edits, loop, run_dir, resume_step, run_logger, show_progress and fabric.global_rank == 0)
 
 
+def check_starting_weights(plan: Plan, config, run_dir: Path, mode: rundir.Mode) -> None:
+    """Read and check the weights training starts from before anything is written (rank 0).
+
+    The files are memory-mapped, so this costs little even for a large checkpoint; a file
+    that is broken, of another model, or carries pickled code is refused here, with the run
+    dir as it was.
+    """
+    step = checkpoint.latest_checkpoint(run_dir) if mode == "resume" else None
+    if step is not None:
+        checkpoint.check_resumable(run_dir, step, config, plan.hash)
+    elif plan.meta["model"].get("checkpoint"):
+        verify_checkpoint_weights(plan)
+        source = Path(plan.meta["model"]["checkpoint"])
+        weights.read_model_weights(source / checkpoint.MODEL_FILE, config, source / MODEL_CONFIG_FILE)
+        if (cont := continuation.Continuation.from_plan(plan)) is not None:
+            continuation.verify_training_state(plan, cont)
+            if cont.optimizer == "parent":
+                checkpoint.read_training_state(source / checkpoint.STATE_FILE, cont.parent_plan_hash)
+
+
 def main(fabric, plan: Plan, config, edits: PlanEdits, loop: settings.LoopSettings, run_dir: Path, resume_step: int | None,
          run_logger, show_progress: bool) -> TrainSummary:  # fmt: skip
     from lightning.fabric.strategies import FSDPStrategy
@@ -147,17 +164,14 @@ def main(fabric, plan: Plan, config, edits: PlanEdits, loop: settings.LoopSettin
 
     start_step = 0
     if resume_step is not None:
-        state = checkpoint.load_training_state(fabric, run_dir, resume_step, model, optimizer)
-        if state.get("plan_hash") != plan.hash:
-            raise InputError(checkpoint.step_dir(run_dir, resume_step), "training_state.pt", "expected a checkpoint of this plan")
+        state = checkpoint.load_training_state(fabric, run_dir, resume_step, model, optimizer, config, plan.hash)
         start_step = int(state["step"])
     elif (cont := continuation.Continuation.from_plan(plan)) is not None and cont.optimizer == "parent":
-        continuation.load_parent_state(fabric, plan, cont, model, optimizer)  # a sub-run continuing its parent exactly
+        continuation.load_parent_state(fabric, plan, cont, model, optimizer, config)  # a sub-run continuing its parent exactly
     elif plan.meta["model"].get("checkpoint"):
         # continual pretraining: the checkpoint's weights, a fresh optimizer
-        from litgpt.utils import load_checkpoint
-
-        load_checkpoint(fabric, model, Path(plan.meta["model"]["checkpoint"]) / checkpoint.MODEL_FILE, strict=True)
+        source = Path(plan.meta["model"]["checkpoint"])
+        weights.load_weights(fabric, model, weights.read_model_weights(source / checkpoint.MODEL_FILE, config, source / MODEL_CONFIG_FILE))
 
     stream = InjectingStream.from_plan(plan, rank=fabric.global_rank, world_size=fabric.world_size, edits=edits)
     return fit(fabric, model, optimizer, config, stream, plan, loop, run_dir, start_step, resume_step, run_logger, show_progress)
