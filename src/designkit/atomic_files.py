@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from designkit.errors import InputError
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
@@ -60,6 +62,26 @@ def dumps_json(obj: Any) -> str:
 
 def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, dumps_json(obj))
+
+
+def check_output_dir(out: str | Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output directory that is a file or cannot be created.
+
+    The directory is built as a temporary sibling, so the test is creating (and removing)
+    one there: the nearest existing ancestor of ``out``'s parent must take a new directory.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, option, "expected a directory (new or designkit's own), found a file")
+    ancestor = out.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(out, option, f"expected a location under a directory, {ancestor} is a file")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".designkit-write-check-", dir=ancestor))
+    except OSError as exc:
+        raise InputError(out, option, f"expected a location designkit can write ({exc.strerror or exc} in {ancestor})") from None
 
 
 @contextlib.contextmanager

@@ -107,8 +107,16 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, force=args.force, design=args.design, show_progress=not args.quiet)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a misused command line is one ``designkit: error:`` line too (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"designkit: error: {self.prog}: expected valid arguments, {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(InputError.exit_code)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="designkit", description="Many controlled experiments inside one pretraining run.")
+    parser = OneLineParser(prog="designkit", description="Many controlled experiments inside one pretraining run.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("prepare-corpus", help="tokenize .txt/.jsonl/.parquet text, or import .npy/.bin token ids, into a token memmap")

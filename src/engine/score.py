@@ -145,9 +145,18 @@ def plan_probes(plan: Plan) -> PlanProbes:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device for ``--device`` (auto, cpu, cuda, cuda:N, …); InputError if there is no such device here."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(None, "--device", f"expected auto, cpu, cuda or cuda:N, got {str(device)[:80]!r}") from None
+    if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
+        raise InputError(None, "--device", f"expected a CUDA device this machine has ({torch.cuda.device_count()}), got {str(device)!r}")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise InputError(None, "--device", f"expected auto, cpu, cuda or cuda:N, got {str(device)!r}")
+    return resolved
 
 
 def load_checkpoint(checkpoint_dir: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
@@ -260,6 +269,7 @@ def score_run(
     written by this call, by step. Each file is written atomically.
     """
     run_dir = Path(run_dir)
+    device = resolve_device(device)  # a bad --device is refused before any file is read
     run = RunDir.open(run_dir)
     plan = run.plan()
     checkpoints = run.checkpoints()

@@ -22,6 +22,7 @@ from designkit.data.tokenizer import TOKENIZER_FILES, TextTokenizer, train_bpe_t
 from designkit.errors import InputError
 
 FORMAT = "designkit-corpus/1"
+MIN_TRAIN_VOCAB, MAX_TRAIN_VOCAB = 300, 2**24
 _BATCH_DOCS = 512
 
 
@@ -59,16 +60,14 @@ class TokenCorpus:
         meta_path = path / "corpus.json"
         if not meta_path.is_file():
             raise InputError(path, "corpus.json", "expected a prepared corpus directory (run designkit prepare-corpus)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise InputError(meta_path, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
+        meta = _read_meta(meta_path)
         dtype = np.dtype(meta["dtype"])
         expected_bytes = meta["n_tokens"] * dtype.itemsize
         token_path = path / "tokens.bin"
         if not token_path.is_file() or token_path.stat().st_size != expected_bytes:
-            raise InputError(token_path, None, f"expected {expected_bytes} bytes of {dtype} tokens")
+            raise InputError(token_path, None, f"expected {expected_bytes} bytes of {dtype} tokens as corpus.json says")
         tokens = np.memmap(token_path, dtype=dtype, mode="r") if expected_bytes else np.zeros(0, dtype)
-        documents = np.load(path / "documents.npy", mmap_mode="r")
+        documents = _read_documents(path / "documents.npy", meta["n_tokens"])
         return cls(path=path, meta=meta, tokens=tokens, documents=documents)
 
     @property
@@ -100,6 +99,53 @@ class TokenCorpus:
         return file_hashes.sha256_files(fingerprint_files(self.path))
 
 
+# corpus.json keys and their checks: the reader is the boundary for corpus dirs
+_META_KEYS = {
+    "n_tokens": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "n_documents": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "dtype": (lambda v: v in ("uint16", "uint32"), "'uint16' or 'uint32'"),
+    "vocab_size": (lambda v: _is_int(v) and 1 <= v <= 2**32, "an integer in [1, 2**32]"),
+    "eos_id": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "fingerprint": (lambda v: isinstance(v, str) and len(v) == 64, "a sha256 hex digest"),
+}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_meta(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(meta_path, None, f"expected a JSON object ({getattr(exc, 'msg', None) or exc.__class__.__name__})") from None
+    if not isinstance(meta, dict):
+        raise InputError(meta_path, None, f"expected a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise InputError(meta_path, "format", f"expected {FORMAT!r}, got {str(meta.get('format'))[:80]!r}")
+    for key, (ok, what) in _META_KEYS.items():
+        if not ok(meta.get(key)):
+            raise InputError(meta_path, key, f"expected {what}, got {str(meta.get(key))[:80]!r}")
+    if meta["eos_id"] >= meta["vocab_size"]:
+        raise InputError(meta_path, "eos_id", f"expected an id below vocab_size {meta['vocab_size']}, got {meta['eos_id']}")
+    return meta
+
+
+def _read_documents(path: Path, n_tokens: int) -> np.ndarray:
+    """The document starts: int64, from 0 up to ``n_tokens``, never holding pickled objects."""
+    try:
+        documents = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(path, None, "expected the corpus's document index, found no file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(path, None, f"expected a .npy array of int64 document starts ({str(exc).splitlines()[0][:120]})") from None
+    if documents.dtype != np.int64 or documents.ndim != 1 or len(documents) < 1:
+        raise InputError(path, None, f"expected a 1-d int64 array of document starts, got {documents.dtype} of shape {documents.shape}")
+    if documents[0] != 0 or documents[-1] != n_tokens or (len(documents) > 1 and np.any(np.diff(documents) < 0)):
+        raise InputError(path, None, f"expected ascending document starts from 0 to n_tokens {n_tokens}")
+    return documents
+
+
 def fingerprint_files(corpus_dir: Path) -> list[Path]:
     """The files the fingerprint covers, in hashing order."""
     return [Path(corpus_dir) / "tokens.bin", Path(corpus_dir) / "tokenizer.json"]
@@ -128,8 +174,13 @@ def prepare_corpus(
     if (tokenizer_dir is None) == (train_vocab is None):
         raise InputError(None, "tokenizer", "expected exactly one of --tokenizer DIR or --train-tokenizer VOCAB")
     out = Path(out)
+    atomic_files.check_output_dir(out)
     if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(out, None, "expected an empty or new output directory (use --force to replace it)")
+        raise InputError(out, "--out", "expected an empty or new output directory (use --force to replace it)")
+    if train_vocab is not None and not MIN_TRAIN_VOCAB <= train_vocab <= MAX_TRAIN_VOCAB:
+        raise InputError(None, "--train-tokenizer", f"expected a vocabulary size in [{MIN_TRAIN_VOCAB}, {MAX_TRAIN_VOCAB:,}] (256 bytes + merges), got {train_vocab}")
+    if tokenizer_dir is not None:
+        TextTokenizer(tokenizer_dir)  # a broken tokenizer is the user's directory's fault: name it, not our copy
     builtin = isinstance(source, str) and source.startswith(sources.BUILTIN_PREFIX)
     files = None if builtin else sources.source_files(source)
     token_files = files is not None and sources.is_pretokenized(files)
@@ -164,7 +215,7 @@ def prepare_corpus(
         else:
             n_tokens, n_documents = _tokenize_documents(documents(), tokenizer, out_dtype, tmp, show_progress)
             if n_tokens == 0:
-                raise InputError(source, None, "expected at least one non-empty document")
+                raise InputError(source, None, "expected at least one non-empty document (all are empty or blank)")
             fingerprint = _sha256_files(fingerprint_files(tmp))
         meta = {
             "format": FORMAT,

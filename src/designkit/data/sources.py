@@ -17,15 +17,26 @@ TOKEN_SUFFIXES = (".npy", ".bin")
 SUFFIXES = TEXT_SUFFIXES + TOKEN_SUFFIXES
 
 
+def _utf8(data: bytes, path: Path | str, line_no: int | None = None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = line_no if line_no is not None else data.count(b"\n", 0, exc.start) + 1
+        raise InputError(path, f"line {line}", f"expected UTF-8 text, got the byte {data[exc.start:exc.start + 1]!r}") from None
+
+
 def _iter_txt(path: Path, key: str) -> Iterator[str]:
-    # A .txt file is one document, as in most raw-text corpora.
-    yield path.read_text(encoding="utf-8", errors="replace")
+    # A .txt file is one document, as in most raw-text corpora; an empty one is none.
+    text = _utf8(path.read_bytes(), path)
+    if text.strip():
+        yield text
 
 
 def iter_jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for every non-blank line; errors name the file and line."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with Path(path).open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            line = _utf8(raw, path, line_no)
             if not line.strip():
                 continue
             try:
@@ -42,19 +53,46 @@ def _iter_jsonl(path: Path, key: str) -> Iterator[str]:
         text = record.get(key)
         if not isinstance(text, str):
             raise InputError(f"{path}:{line_no}", key, f"expected a string field {key!r}")
-        yield text
+        if text.strip():
+            yield text
+
+
+def _parquet_error(path: Path, exc: Exception) -> InputError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(path, None, f"expected a readable parquet file ({reason[:120]})")
+
+
+def read_parquet_records(path: Path) -> list[dict]:
+    """Every row of a .parquet file as a dict; a file that is not parquet is one InputError."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise _parquet_error(path, exc) from None
 
 
 def _iter_parquet(path: Path, key: str) -> Iterator[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
-    if key not in parquet.schema_arrow.names:
-        raise InputError(path, key, f"expected a text column {key!r}, found {parquet.schema_arrow.names}")
-    for batch in parquet.iter_batches(columns=[key], batch_size=4096):
-        for text in batch.column(0).to_pylist():
-            if text:
-                yield text
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+    except (OSError, pa.ArrowException) as exc:
+        raise _parquet_error(path, exc) from None
+    if key not in names:
+        raise InputError(path, key, f"expected a text column {key!r}, found {names}")
+    try:
+        for batch in parquet.iter_batches(columns=[key], batch_size=4096):
+            for row, text in enumerate(batch.column(0).to_pylist()):
+                if text is not None and not isinstance(text, str):
+                    raise InputError(path, key, f"expected a string column, got {type(text).__name__} values")
+                if text and text.strip():
+                    yield text
+    except (OSError, pa.ArrowException) as exc:
+        raise _parquet_error(path, exc) from None
 
 
 _READERS: dict[str, Callable[[Path, str], Iterator[str]]] = {

@@ -28,10 +28,20 @@ class TextTokenizer:
         if not path.is_file():
             raise InputError(directory, "tokenizer.json", "expected a tokenizer file, found none")
         self.directory = directory
-        self.backend = Tokenizer.from_file(str(path))
+        try:
+            self.backend = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the Rust library raises a bare Exception for every parse error
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise InputError(path, None, f"expected a Hugging Face tokenizers file ({reason})") from None
         config = {}
-        if (directory / "tokenizer_config.json").is_file():
-            config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+        config_path = directory / "tokenizer_config.json"
+        if config_path.is_file():
+            try:
+                config = json.loads(config_path.read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InputError(config_path, None, f"expected a JSON object ({getattr(exc, 'msg', None) or type(exc).__name__})") from None
+            if not isinstance(config, dict):
+                raise InputError(config_path, None, f"expected a JSON object, got {type(config).__name__}")
         self.eos_id = self._special_id(config.get("eos_token"), directory, "eos_token")
         self.bos_id = self._special_id(config.get("bos_token"), directory, "bos_token", required=False)
         # padded models may be larger; this is the number of ids the tokenizer can emit

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 import designkit
-from designkit import file_hashes, model_config, plan_types, schema
+from designkit import atomic_files, file_hashes, model_config, plan_types, schema
 from designkit.data.corpus import TokenCorpus, builtin_corpus
-from designkit.data.sources import iter_jsonl_records
+from designkit.data.sources import iter_jsonl_records, read_parquet_records
 from designkit.data.tokenizer import TextTokenizer
 from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
 from designkit.errors import InputError
@@ -78,7 +77,7 @@ def reserve_split(corpus: TokenCorpus, fraction: float) -> int:
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
-        records = pq.read_table(path).to_pylist()
+        records = read_parquet_records(path)
     else:
         records = [record for _, record in iter_jsonl_records(path)]
     if not records:
@@ -298,8 +297,9 @@ def make_plan(design_path: str | Path, out: str | Path, *, force: bool = False, 
     design_file = Path(design_path)
     design = load_design(design_file)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise InputError(out, None, "expected an empty or new plan directory (use --force to replace it)")
+    atomic_files.check_output_dir(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(out, "--out", "expected an empty or new plan directory (use --force to replace it)")
     return plan_design(design, design_file, out, show_progress=show_progress)
 
 
