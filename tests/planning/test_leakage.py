@@ -8,24 +8,7 @@ from conftest import tiny_design, write_design
 from designkit.data.corpus import TokenCorpus
 from designkit.errors import InputError
 from designkit.planning import make_plan
-from designkit.planning.leakage import item_ngrams, leakage_report, ngram_hashes
-
-
-def test_ngram_hashes_match_for_equal_windows_only():
-    tokens = np.array([5, 6, 7, 8, 5, 6, 7, 8, 9], dtype=np.uint16)
-    h = ngram_hashes(tokens, 4)
-    assert len(h) == 6
-    assert h[0] == h[4]
-    assert len(set(h.tolist())) == 5
-    assert len(ngram_hashes(tokens[:3], 4)) == 0
-
-
-def test_item_ngrams_never_span_two_items():
-    payload = np.array([1, 2, 3, 4, 5, 6], dtype=np.uint16)
-    index = np.array([0, 3, 6])
-    hashes, owners = item_ngrams(payload, index, 3)
-    assert sorted(owners.tolist()) == [0, 1]
-    assert set(hashes.tolist()) == {ngram_hashes(payload[:3], 3)[0], ngram_hashes(payload[3:], 3)[0]}
+from designkit.planning.leakage import leakage_report
 
 
 def _texts_experiment(name, path, doses=(0, 2)):

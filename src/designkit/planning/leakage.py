@@ -5,9 +5,9 @@ words. A control item whose n-gram occurs in the training data is no longer a cl
 control, and a treated item found in the corpus gets more exposure than its dose says,
 so both are reported, per experiment and arm.
 
-n-grams are compared by a 64-bit polynomial rolling hash computed with numpy's wrapping
-uint64 arithmetic. The corpus is scanned in chunks against the (small) set of item hashes,
-so memory stays flat however large the corpus is.
+n-grams are matched exactly (hashes find candidates, tokens confirm them); the corpus scan
+itself lives in ``ngram_scan`` and streams the memmap chunk by chunk, so memory stays flat
+however large the corpus is.
 """
 
 from __future__ import annotations
@@ -15,42 +15,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-_BASE = np.uint64(0x100000001B3)  # FNV-1 64-bit prime: odd, so the hash is a bijection per position
-_CHUNK_TOKENS = 1 << 24
+from designkit.planning.ngram_scan import NgramTable, covered_tokens, ngram_hashes, sampled_ranges, scan_tokens
+
+__all__ = ["NgramTable", "ngram_hashes", "cross_experiment_pairs", "corpus_hits", "leakage_report", "assemble_report"]
+
+SAMPLE_CHUNK_TOKENS = 1 << 24  # granularity of the evenly spaced chunks of a sampled scan
 MAX_REPORTED_PAIRS = 50
 
 
-def ngram_hashes(tokens: np.ndarray, n: int) -> np.ndarray:
-    """Hash of every length-``n`` window of ``tokens`` (empty if shorter than ``n``)."""
-    tokens = np.asarray(tokens)
-    count = len(tokens) - n + 1
-    if count <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    values = tokens.astype(np.uint64) + np.uint64(1)  # +1 so token 0 still contributes
-    hashes = np.zeros(count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            hashes = hashes * _BASE + values[k : k + count]
-    return hashes
-
-
-def item_ngrams(payload_tokens: np.ndarray, payload_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """All n-gram hashes of all items, and the item each belongs to (deduplicated per item)."""
-    flat = ngram_hashes(payload_tokens, n)
-    starts = np.arange(len(flat))
-    owner = np.searchsorted(payload_index, starts, side="right") - 1
-    inside = starts + n <= payload_index[owner + 1]  # windows that do not run into the next item
-    hashes, owner = flat[inside], owner[inside]
-    order = np.lexsort((hashes, owner))
-    hashes, owner = hashes[order], owner[order]
-    fresh = np.r_[True, (hashes[1:] != hashes[:-1]) | (owner[1:] != owner[:-1])] if len(hashes) else np.zeros(0, bool)
-    return hashes[fresh], owner[fresh].astype(np.int64)
-
-
-def cross_experiment_pairs(hashes: np.ndarray, owners: np.ndarray, experiment_of_item: np.ndarray) -> pd.DataFrame:
-    """Pairs of items from different experiments that share at least one n-gram."""
-    order = np.lexsort((owners, hashes))
-    h, o = hashes[order], owners[order]
+def cross_experiment_pairs(entries: np.ndarray, owners: np.ndarray, experiment_of_item: np.ndarray) -> pd.DataFrame:
+    """Pairs of items from different experiments that share at least one n-gram (``entries``: n-gram ids)."""
+    order = np.lexsort((owners, entries))
+    h, o = entries[order], owners[order]
     exp = experiment_of_item[o]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, np.int64)
     if len(starts) == 0:
@@ -70,9 +46,7 @@ def cross_experiment_pairs(hashes: np.ndarray, owners: np.ndarray, experiment_of
 
 def corpus_hits(
     corpus_tokens: np.ndarray,
-    hashes: np.ndarray,
-    owners: np.ndarray,
-    n: int,
+    table: NgramTable,
     *,
     max_tokens: int | None = None,
     progress=None,
@@ -80,36 +54,13 @@ def corpus_hits(
     """Items with an n-gram in ``corpus_tokens``, and how many corpus tokens were scanned.
 
     With ``max_tokens`` below the corpus size, evenly spaced chunks are scanned instead of
-    everything, so a 200B-token corpus can still be sampled in minutes.
+    everything.
     """
-    targets = np.sort(hashes)  # duplicates are harmless for the membership test below
-    total = len(corpus_tokens)
-    if total < n or len(targets) == 0:
+    ranges = sampled_ranges(len(corpus_tokens), table.n, max_tokens, SAMPLE_CHUNK_TOKENS)
+    if len(table) == 0 or not ranges:
         return np.zeros(0, dtype=np.int64), 0
-    chunk = min(_CHUNK_TOKENS, total)
-    starts = np.arange(0, total - n + 1, chunk)
-    if max_tokens is not None and max_tokens < total:
-        keep = max(1, max_tokens // chunk)
-        starts = starts[np.linspace(0, len(starts) - 1, keep).round().astype(np.int64)]
-    found = []
-    scanned = 0
-    for start in starts:
-        window = np.asarray(corpus_tokens[start : min(start + chunk + n - 1, total)])
-        chunk_hashes = ngram_hashes(window, n)
-        found.append(chunk_hashes[_member(chunk_hashes, targets)])
-        scanned += len(window)
-        if progress is not None:
-            progress(len(window))
-    matched = np.sort(np.concatenate(found)) if found else np.zeros(0, np.uint64)
-    return np.unique(owners[_member(hashes, matched)]), scanned
-
-
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``np.isin`` against an already sorted array: one binary search per value, no re-sorting."""
-    if len(sorted_set) == 0:
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[at] == values
+    entries = scan_tokens(corpus_tokens, table, ranges, progress)
+    return table.items_of(entries), covered_tokens(ranges, table.n)
 
 
 def leakage_report(
@@ -122,14 +73,22 @@ def leakage_report(
     progress=None,
 ) -> dict:
     """Counts per experiment and arm, the offending pairs and items (capped), as plain JSON."""
-    hashes, owners = item_ngrams(payload_tokens, payload_index, n)
-    experiment_codes = pd.factorize(items["experiment"])[0]
-    pairs = cross_experiment_pairs(hashes, owners, experiment_codes)
-    lengths = np.diff(payload_index)
+    table = NgramTable.build(payload_tokens, payload_index, n)
     if corpus_tokens is not None:
-        in_corpus, scanned = corpus_hits(corpus_tokens, hashes, owners, n, max_tokens=max_corpus_tokens, progress=progress)
+        in_corpus, scanned = corpus_hits(corpus_tokens, table, max_tokens=max_corpus_tokens, progress=progress)
     else:
         in_corpus, scanned = np.zeros(0, dtype=np.int64), 0
+    total = len(corpus_tokens) if corpus_tokens is not None else 0
+    return assemble_report(items, table, payload_index, in_corpus, scanned, total)
+
+
+def assemble_report(items: pd.DataFrame, table: NgramTable, payload_index: np.ndarray, in_corpus: np.ndarray, scanned: int, total: int) -> dict:
+    """The leakage report from the items, their n-grams and the items found in the corpus."""
+    n = table.n
+    experiment_codes = pd.factorize(items["experiment"])[0]
+    pairs = cross_experiment_pairs(*table.entry_owners(), experiment_codes)
+    lengths = np.diff(payload_index)
+    in_corpus = np.unique(np.asarray(in_corpus, dtype=np.int64))
     flags = pd.DataFrame(
         {
             "experiment": items["experiment"].to_numpy(),
@@ -148,7 +107,7 @@ def leakage_report(
     return {
         "ngram": n,
         "corpus_tokens_scanned": int(scanned),
-        "corpus_tokens_total": int(len(corpus_tokens)) if corpus_tokens is not None else 0,
+        "corpus_tokens_total": int(total),
         "items_in_corpus": int(len(in_corpus)),
         "cross_experiment_pairs": int(len(pairs)),
         "items_too_short": int(flags["too_short"].sum()),
