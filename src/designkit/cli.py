@@ -1,5 +1,5 @@
-"""``designkit`` command line: prepare-corpus | plan | inspect | train | score | analyze | demo, and
-the interference commands (``designkit.interference_cli``).
+"""``designkit`` command line: prepare-corpus | plan | inspect | leakage-scan | train | score | analyze |
+demo, and the interference commands (``designkit.interference_cli``).
 
 The engine (torch) is imported only by the commands that train or score, so planning and
 analysis work on hosts without a GPU stack. Bad input ends with one line on stderr and
@@ -53,6 +53,40 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
         print(describe_item(plan, args.item))
     else:
         print(format_summary(plan.meta, plan.hash))
+
+
+def _cmd_leakage_scan(args: argparse.Namespace) -> None:
+    from designkit.planning import Plan
+    from designkit.planning import leakage_scan as ls
+
+    if args.workers < 1:
+        raise InputError(None, "--workers", f"expected at least 1 process, got {args.workers}")
+    shard = ls.parse_shard(args.shard) if args.shard is not None else None
+    if shard is not None and args.out is None:
+        raise InputError(None, "--out", "expected a file for the shard's result (--shard needs --out)")
+    if args.out is not None:
+        ls.check_output(args.out, args.force, (ls.SHARD_FORMAT,) if shard else (ls.REPORT_FORMAT,))
+    scan = ls.PlanScan(Plan.open(args.plan), args.corpus)
+    if args.merge:
+        doc = ls.merge(scan, args.merge)
+    else:
+        from tqdm.auto import tqdm
+
+        part = shard or (0, 1)
+        with tqdm(total=scan.windows(part), desc="leakage scan", unit="tok", unit_scale=True, disable=args.quiet, file=sys.stderr) as bar:
+            doc = scan.scan(part, workers=args.workers, progress=bar.update)
+        if shard is None:
+            doc = scan.report([doc])
+    if args.out is not None:
+        ls.write_json(args.out, doc)
+    if shard is not None:
+        print(f"leakage shard {shard[0]}/{shard[1]}: {len(doc['items_in_corpus']):,} items found in {sum(b - a for a, b in doc['window_ranges']):,} windows; written to {args.out}")
+        return
+    print(
+        f"leakage ({doc['ngram']}-grams, {doc['corpus_tokens_scanned']:,} of {doc['corpus_tokens_total']:,} training tokens scanned): "
+        f"{doc['items_in_corpus']:,} items in the corpus, {doc['cross_experiment_pairs']:,} cross-experiment pairs"
+        + (f"; report written to {args.out}" if args.out is not None else "")
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -145,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--seq", type=int, metavar="G", help="global sequence index")
     which.add_argument("--item", metavar="ID", help="item id, e.g. bench/000012")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("leakage-scan", help="check a plan's items against every training token of its corpus")
+    p.add_argument("plan", type=Path)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--shard", metavar="I/N", help="scan only shard I of N equal slices of the corpus (one SLURM array task)")
+    mode.add_argument("--merge", nargs="+", type=Path, metavar="SHARD", help="combine the shard files of all N shards into the report")
+    p.add_argument("--workers", type=int, default=1, help="processes to scan with (default 1)")
+    p.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="the plan's corpus at another path; refused unless its fingerprint matches")
+    p.add_argument("--out", type=Path, default=None, help="JSON file for the report (or, with --shard, the shard's result)")
+    p.add_argument("--force", action="store_true", help="replace an existing leakage report or shard file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_leakage_scan)
 
     p = sub.add_parser("train", help="carry a plan out with LitGPT on Lightning Fabric")
     p.add_argument("plan", type=Path)

@@ -128,3 +128,18 @@ def test_parallel_scan_equals_one_process(tmp_path, monkeypatch):
     assert np.array_equal(parallel, scan_tokens(corpus, table, ranges))
     assert sum(seen) == len(corpus) - n + 1
     assert table.items_of(parallel).tolist() == _brute_force_hits(corpus, payload, index, n)
+
+
+def test_shard_boundaries_lose_no_straddling_ngram():
+    """Each item is one n-gram lying across a shard boundary: only the n - 1 token overlap finds it."""
+    n = 13
+    corpus = np.random.default_rng(3).integers(0, 1000, size=5000).astype(np.uint16)
+    whole = full_ranges(len(corpus), n)
+    parts = [split_ranges(whole, 5, i) for i in range(5)]
+    boundaries = [part[0][0] for part in parts[1:]]
+    payload = np.concatenate([corpus[b - 6 : b + 7] for b in boundaries])
+    index = n * np.arange(len(boundaries) + 1)
+    table = NgramTable.build(payload, index, n)
+    found = np.unique(np.concatenate([scan_tokens(corpus, table, part) for part in parts]))
+    assert table.items_of(found).tolist() == list(range(len(boundaries)))
+    assert covered_tokens([r for part in parts for r in part], n) == len(corpus)
