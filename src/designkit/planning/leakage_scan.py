@@ -21,7 +21,16 @@ import numpy as np
 from designkit import atomic_files
 from designkit.errors import InputError
 from designkit.planning.leakage import assemble_report
-from designkit.planning.ngram_scan import NgramTable, TokenFile, check_ranges_tile, covered_tokens, full_ranges, scan_token_file, split_ranges, window_count
+from designkit.planning.ngram_scan import (
+    NgramTable,
+    TokenFile,
+    check_ranges_tile,
+    covered_tokens,
+    full_ranges,
+    scan_token_file,
+    split_ranges,
+    window_count,
+)
 from designkit.planning.planfile import Plan
 
 SHARD_FORMAT = "designkit-leakage-shard/1"
