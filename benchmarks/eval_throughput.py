@@ -134,20 +134,20 @@ def main() -> None:
         setup = time.perf_counter() - start
     eos = int(plan.meta["corpus"]["eos_id"])
     n_items = probes.keys["item_index"].nunique()
-    n_pairs = len(probes.inputs)
-    kinds = Counter(p.type for p in probes.inputs)
+    n_pairs = len(probes.jobs)
+    kinds = Counter(probe.name for probe, _ in probes.jobs)
     print(f"plan: {n_items} items, {n_pairs} (item, probe) pairs {dict(kinds)}; setup {setup:.1f}s")
     print(f"device {args.device}, {args.threads} thread(s), batch_tokens {batch_tokens}")
 
-    batched_s, batched = timed(lambda: score_probes(model, probes.inputs, eos_id=eos, batch_tokens=batch_tokens), repeats=3)
-    reference_s, reference = timed(lambda: score_probes_reference(model, probes.inputs, eos_id=eos))
+    batched_s, batched = timed(lambda: score_probes(model, probes.jobs, eos_id=eos, batch_tokens=batch_tokens), repeats=3)
+    reference_s, reference = timed(lambda: score_probes_reference(model, probes.jobs, eos_id=eos))
     ratio = reference_s / batched_s
     print(f"batched:   {batched_s:7.3f}s  {n_items / batched_s:9.1f} items/s  {n_pairs / batched_s:9.1f} pairs/s")
     print(f"reference: {reference_s:7.3f}s  {n_items / reference_s:9.1f} items/s  {n_pairs / reference_s:9.1f} pairs/s")
     print(f"ratio:     {ratio:7.1f}x  (target >= {TARGET_RATIO:.0f}x: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
     print(f"largest |batched - reference| over all columns: {largest_difference(batched, reference):.2e}")
     for kind in kinds:
-        subset = [p for p in probes.inputs if p.type == kind]
+        subset = [job for job in probes.jobs if job[0].name == kind]
         b, _ = timed(lambda subset=subset: score_probes(model, subset, eos_id=eos, batch_tokens=batch_tokens), repeats=2)
         r, _ = timed(lambda subset=subset: score_probes_reference(model, subset, eos_id=eos))
         print(f"  {kind:16s} {len(subset):5d} pairs  batched {len(subset) / b:9.1f}/s  reference {len(subset) / r:8.1f}/s  ratio {r / b:6.1f}x")

@@ -2,19 +2,19 @@
 
 ``score_checkpoint`` gives the long table of docs/formats.md ("RUN dir", ``scores/``): one
 row per item and probe, keyed by ``item_index, item_id, experiment, probe, step``, then
-the columns of every probe type (null where a column belongs to another probe type).
-``score_run`` writes it as ``RUN/scores/step-XXXXXXXX.parquet`` for each checkpoint.
+the columns of the probe types the plan uses (``designkit.probes.scores_schema``; null
+where a column belongs to another probe type). ``score_run`` writes it as
+``RUN/scores/step-XXXXXXXX.parquet`` for each checkpoint.
 
-An item that lacks a field its probe reads (e.g. a file-loaded question without choices
-in an experiment whose other questions have them) gets no row for that probe: the
-analysis treats absent scores as missing, while a NaN row would enter its means.
+The probe types themselves (their fields, requests and columns) live in
+``designkit.probes``; this module resolves them against the plan once and hands the model
+computations to ``engine.probes``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,122 +26,34 @@ import torch
 
 from designkit.atomic_files import atomic_path
 from designkit.errors import InputError
-from designkit.planning.planfile import Plan
+from designkit.planning.planfile import PLAN_FILE, Plan
+from designkit.probes import PlanProbes, ProbeContext
+from designkit.probes import plan_probes as resolve_plan_probes
 from designkit.runfile import SCORE_KEY_COLUMNS as KEY_COLUMNS
-from designkit.runfile import SCORE_KEY_SCHEMA, RunDir, scores_file
+from designkit.runfile import RunDir, scores_file
 from engine import weights
 from engine.model import checkpoint_model_config
-from engine.probes import DEFAULT_BATCH_TOKENS, DEFAULT_MIN_K, PROBE_COLUMNS, ProbeInput, required_context, score_probes
-
-SCORES_SCHEMA = pa.schema(
-    [
-        *SCORE_KEY_SCHEMA,
-        # logprob
-        ("logprob", pa.float64()),
-        ("logprob_per_token", pa.float64()),
-        ("n_target_tokens", pa.int32()),
-        # multiple_choice
-        ("choice_logprobs", pa.list_(pa.float64())),
-        ("choice_logprobs_norm", pa.list_(pa.float64())),
-        ("chosen", pa.int32()),
-        ("chosen_norm", pa.int32()),
-        ("correct", pa.bool_()),
-        ("correct_norm", pa.bool_()),
-        ("gold_logprob_norm", pa.float64()),
-        ("margin", pa.float64()),
-        # greedy
-        ("exact_match", pa.bool_()),
-        ("prefix_match", pa.int32()),
-        ("n_reference", pa.int32()),
-        # text_loss
-        ("loss", pa.float64()),
-        ("n_tokens", pa.int32()),
-        ("zlib_ratio", pa.float64()),
-        ("min_k_logprob", pa.float64()),
-    ]
-)
-"""Every scores file has all these columns, whatever probes its plan declares."""
-
-# the human-readable text whose zlib entropy goes with each token column (text_loss)
-TEXT_OF_TOKENS = {"probe_tokens": "text", "prompt_tokens": "prompt", "target_tokens": "target", "alt_prompt_tokens": "alt_prompt"}
-
-# probe spec fields that name items.parquet columns, and whether an item must have them
-_COLUMN_FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "logprob": (("prompt", True), ("target", True)),
-    "multiple_choice": (("prompt", True), ("choices", True), ("gold", False)),
-    "greedy": (("prompt", True), ("reference", True)),
-    "text_loss": (("tokens", True),),
-}
-
-
-@dataclass(frozen=True)
-class PlanProbes:
-    """Every (item, probe) pair of a plan, resolved once and reused for each checkpoint."""
-
-    keys: pd.DataFrame
-    """``item_index, item_id, experiment, probe`` per pair, in plan order."""
-    inputs: list[ProbeInput]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _tokens(value: Any) -> tuple[int, ...]:
-    return tuple(int(t) for t in value)
+from engine.probes import DEFAULT_BATCH_TOKENS, required_context, score_probes
 
 
 def plan_probes(plan: Plan) -> PlanProbes:
-    """Resolve each experiment's probe specs against items.parquet (the boundary for probe specs)."""
-    items = plan.items()
-    where = plan.path / "plan.json"
-    keys: list[tuple[int, str, str, str]] = []
-    inputs: list[ProbeInput] = []
-    for e, experiment in enumerate(plan.experiments):
-        rows = items[items["experiment"] == experiment["name"]]
-        for p, spec in enumerate(experiment.get("probes", [])):
-            at = f"experiments[{e}].probes[{p}]"
-            kind = spec.get("type")
-            if kind not in PROBE_COLUMNS:
-                raise InputError(where, f"{at}.type", f"expected one of {list(PROBE_COLUMNS)}, got {kind!r}")
-            columns = {}
-            for name, _ in _COLUMN_FIELDS[kind]:
-                column = spec.get(name)
-                if column not in items.columns:
-                    raise InputError(where, f"{at}.{name}", f"expected a column of items.parquet, got {column!r}")
-                columns[name] = column
-            max_new = int(spec.get("max_new_tokens", 0)) if kind == "greedy" else 0
-            if kind == "greedy" and max_new < 1:
-                raise InputError(where, f"{at}.max_new_tokens", f"expected a positive integer, got {spec.get('max_new_tokens')!r}")
-            min_k = float(spec.get("min_k", DEFAULT_MIN_K))
-            if kind == "text_loss" and not 0.0 < min_k <= 1.0:
-                raise InputError(where, f"{at}.min_k", f"expected a fraction in (0, 1], got {min_k!r}")
-            text_column = TEXT_OF_TOKENS.get(columns.get("tokens", ""))
-            for row in rows.itertuples(index=False):
-                record = row._asdict()
-                values = {name: record[column] for name, column in columns.items()}
-                if any(required and _missing(values[name]) for name, required in _COLUMN_FIELDS[kind]):
-                    continue
-                fields: dict[str, Any] = {"type": kind}
-                if kind == "logprob":
-                    fields.update(prompt=_tokens(values["prompt"]), target=_tokens(values["target"]))
-                elif kind == "multiple_choice":
-                    gold = values["gold"]
-                    fields.update(
-                        prompt=_tokens(values["prompt"]),
-                        choices=tuple(_tokens(c) for c in values["choices"]),
-                        gold=None if _missing(gold) else int(gold),
-                    )
-                elif kind == "greedy":
-                    fields.update(prompt=_tokens(values["prompt"]), reference=_tokens(values["reference"]), max_new_tokens=max_new)
-                else:
-                    text = record.get(text_column) if text_column else None
-                    fields.update(tokens=_tokens(values["tokens"]), text=None if _missing(text) else str(text), min_k=min_k)
-                keys.append((int(record["item_index"]), str(record["item_id"]), experiment["name"], str(spec["name"])))
-                inputs.append(ProbeInput(**fields))
-    frame = pd.DataFrame(keys, columns=["item_index", "item_id", "experiment", "probe"])
-    frame["item_index"] = frame["item_index"].astype(np.int32)
-    return PlanProbes(keys=frame, inputs=inputs)
+    """Every (item, probe) pair of ``plan``, checked against items.parquet (InputError naming plan.json).
+
+    A probe that reads corpus windows by global sequence gets them from the plan's own
+    training stream, built on first use only.
+    """
+    stream = None
+
+    def sequence(global_seq: int) -> np.ndarray:
+        nonlocal stream
+        if stream is None:
+            from engine.stream import InjectingStream
+
+            stream = InjectingStream.from_plan(plan)
+        return stream.sequences(global_seq, global_seq + 1)[0][0]
+
+    context = ProbeContext(int(plan.meta["corpus"]["eos_id"]), sequence)
+    return resolve_plan_probes(plan.experiment_specs, plan.items(), context, file=plan.path / PLAN_FILE)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -189,13 +101,14 @@ def scores_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def scores_table(frame: pd.DataFrame) -> pa.Table:
-    table = pa.Table.from_pandas(frame[SCORES_SCHEMA.names], schema=SCORES_SCHEMA, preserve_index=False)
+def scores_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     return table.replace_schema_metadata(None)
 
 
 def _score_rows(plan_probes_: PlanProbes, rows: list[dict[str, Any]], step: int) -> pd.DataFrame:
-    columns: dict[str, list[Any]] = {name: [] for name in SCORES_SCHEMA.names if name not in KEY_COLUMNS}
+    schema = plan_probes_.schema
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names if name not in KEY_COLUMNS}
     for row in rows:
         for name, values in columns.items():
             value = row.get(name)
@@ -209,17 +122,18 @@ def _score_rows(plan_probes_: PlanProbes, rows: list[dict[str, Any]], step: int)
         "step": pa.array(np.full(len(keys), step, dtype=np.int64), pa.int64()),
     }
     for name, values in columns.items():
-        field = SCORES_SCHEMA.field(name)
+        field = schema.field(name)
         if pa.types.is_floating(field.type):
             # floats keep NaN as NaN (not null): "does not apply" and "undefined" read alike
             values = [math.nan if v is None else float(v) for v in values]
         data[name] = pa.array(values, field.type)
-    return scores_frame(pa.Table.from_pydict(data, schema=SCORES_SCHEMA))
+    return scores_frame(pa.Table.from_pydict(data, schema=schema))
 
 
 def _check_block_size(probes: PlanProbes, model, checkpoint_dir: Path) -> None:
     limit = model.max_seq_length
-    for (item_id, probe), needed in zip(probes.keys[["item_id", "probe"]].itertuples(index=False), map(required_context, probes.inputs)):
+    for (item_id, probe), job in zip(probes.keys[["item_id", "probe"]].itertuples(index=False), probes.jobs):
+        needed = required_context(job)
         if needed > limit:
             raise InputError(
                 checkpoint_dir / "model_config.yaml",
@@ -247,7 +161,7 @@ def score_checkpoint(
     probes = plan_probes(plan) if probes is None else probes
     model = load_checkpoint(checkpoint_dir, device=device, dtype=dtype)
     _check_block_size(probes, model, checkpoint_dir)
-    rows = score_probes(model, probes.inputs, eos_id=int(plan.meta["corpus"]["eos_id"]), batch_tokens=batch_tokens)
+    rows = score_probes(model, probes.jobs, eos_id=int(plan.meta["corpus"]["eos_id"]), batch_tokens=batch_tokens)
     return _score_rows(probes, rows, step)
 
 
@@ -297,7 +211,7 @@ def score_run(
             frame = score_checkpoint(plan, directory, step=step, device=device, batch_tokens=batch_tokens, probes=probes)
             target = scores_path(run_dir, step)
             with atomic_path(target) as tmp:
-                pq.write_table(scores_table(frame), tmp, compression="zstd")
+                pq.write_table(scores_table(frame, probes.schema), tmp, compression="zstd")
             written.append(target)
             if progress is not None:
                 progress.update(1)

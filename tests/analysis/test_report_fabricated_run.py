@@ -22,6 +22,7 @@ import pytest
 from conftest import tiny_design, write_design
 from scipy import stats
 
+from designkit.probes import BUILTIN_PROBES, PROBES, scores_schema
 from designkit.runfile import RunDir
 
 # (center, sd, direction of a real effect) of each continuous score column
@@ -34,22 +35,9 @@ CONTINUOUS = {
     "zlib_ratio": (1.0, 0.1, -1),
     "min_k_logprob": (-7.0, 0.8, +1),
 }
-PROBE_COLUMNS = {
-    "logprob": ("logprob", "logprob_per_token", "n_target_tokens"),
-    "multiple_choice": ("choice_logprobs", "choice_logprobs_norm", "chosen", "chosen_norm", "correct", "correct_norm",
-                        "gold_logprob_norm", "margin"),
-    "greedy": ("exact_match", "prefix_match", "n_reference"),
-    "text_loss": ("loss", "n_tokens", "zlib_ratio", "min_k_logprob"),
-}
-FLOAT_COLUMNS = ("logprob", "logprob_per_token", "gold_logprob_norm", "margin", "loss", "zlib_ratio", "min_k_logprob")
-INT_COLUMNS = ("n_target_tokens", "chosen", "chosen_norm", "prefix_match", "n_reference", "n_tokens")
-BOOL_COLUMNS = ("correct", "correct_norm", "exact_match")
-LIST_COLUMNS = ("choice_logprobs", "choice_logprobs_norm")
-SCORES_SCHEMA = pa.schema(
-    [("item_index", pa.int32()), ("item_id", pa.string()), ("experiment", pa.string()), ("probe", pa.string()), ("step", pa.int64())]
-    + [(c, pa.float64()) for c in FLOAT_COLUMNS] + [(c, pa.int32()) for c in INT_COLUMNS]
-    + [(c, pa.bool_()) for c in BOOL_COLUMNS] + [(c, pa.list_(pa.float64())) for c in LIST_COLUMNS]
-)
+# the scores files a run of this plan would have: the schema comes from the probe registry
+PROBE_COLUMNS = {name: PROBES.get(name).column_names() for name in BUILTIN_PROBES}
+SCORES_SCHEMA = scores_schema(PROBES.get(name) for name in BUILTIN_PROBES)
 
 EQUIVALENCE_MARGIN = 1.0
 

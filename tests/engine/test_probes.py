@@ -9,23 +9,29 @@ import numpy as np
 import pytest
 import torch
 
+from designkit.plan_types import ProbeSpec
+from designkit.probes import PROBES, GreedyRequest, SpanRequest
+from designkit.probes.greedy import greedy_columns
+from designkit.probes.multiple_choice import multiple_choice_columns
+from designkit.probes.text_loss import min_k_count, min_k_mean
 from engine.probes import (
-    PROBE_COLUMNS,
-    GreedyRequest,
-    ProbeInput,
-    SpanRequest,
-    greedy_columns,
     greedy_decode,
     greedy_decode_reference,
-    min_k_count,
-    min_k_mean,
-    multiple_choice_columns,
     score_probes,
     score_probes_reference,
     span_logprobs,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# the built-in probe types, configured; their inputs carry every per-item value
+PROBE = {name: PROBES.get(name)(ProbeSpec(name, name, {"max_new_tokens": 1})) for name in ("logprob", "multiple_choice", "greedy", "text_loss")}
+
+
+def job(probe_type: str, **fields):
+    """A (probe, input) pair of a built-in probe type."""
+    probe = PROBE[probe_type]
+    return probe, probe.Input(**fields)
 
 EOS = 0
 
@@ -79,7 +85,7 @@ def successor_stub(vocab: int = 16) -> BigramStub:
 
 
 def test_logprob_sums_log_probabilities_after_eos_and_prompt(bigram):
-    [row] = score_probes(bigram, [ProbeInput("logprob", prompt=(1,), target=(2, 3))], eos_id=EOS)
+    [row] = score_probes(bigram, [job("logprob", prompt=(1,), target=(2, 3))], eos_id=EOS)
     expected = math.log(P[1, 2]) + math.log(P[2, 3])
     assert row["logprob"] == pytest.approx(expected, abs=1e-6)
     assert row["logprob_per_token"] == pytest.approx(expected / 2, abs=1e-6)
@@ -87,13 +93,13 @@ def test_logprob_sums_log_probabilities_after_eos_and_prompt(bigram):
 
 
 def test_logprob_with_empty_prompt_is_conditioned_on_eos_alone(bigram):
-    [row] = score_probes(bigram, [ProbeInput("logprob", prompt=(), target=(1, 2))], eos_id=EOS)
+    [row] = score_probes(bigram, [job("logprob", prompt=(), target=(1, 2))], eos_id=EOS)
     assert row["logprob"] == pytest.approx(math.log(P[0, 1]) + math.log(P[1, 2]), abs=1e-6)
 
 
 def test_multiple_choice_columns_match_hand_computation(bigram):
     choices = ((2,), (3, 3), (1, 2))
-    [row] = score_probes(bigram, [ProbeInput("multiple_choice", prompt=(1,), choices=choices, gold=2)], eos_id=EOS)
+    [row] = score_probes(bigram, [job("multiple_choice", prompt=(1,), choices=choices, gold=2)], eos_id=EOS)
     sums = [math.log(P[1, 2]), math.log(P[1, 3]) + math.log(P[3, 3]), math.log(P[1, 1]) + math.log(P[1, 2])]
     norms = [sums[0], sums[1] / 2, sums[2] / 2]
     assert row["choice_logprobs"] == pytest.approx(sums, abs=1e-6)
@@ -120,7 +126,7 @@ def test_multiple_choice_ranks_empty_choice_last_by_normalised_score():
 def test_text_loss_columns_match_hand_computation(bigram):
     tokens = (1, 2, 3, 1, 2)
     text = "hand checked text"
-    [row] = score_probes(bigram, [ProbeInput("text_loss", tokens=tokens, text=text, min_k=0.4)], eos_id=EOS)
+    [row] = score_probes(bigram, [job("text_loss", tokens=tokens, text=text, min_k=0.4)], eos_id=EOS)
     context = (EOS, *tokens)
     lps = [math.log(P[a, b]) for a, b in zip(context[:-1], context[1:])]
     assert row["n_tokens"] == 5
@@ -130,7 +136,7 @@ def test_text_loss_columns_match_hand_computation(bigram):
 
 
 def test_text_loss_without_text_has_nan_zlib_ratio(bigram):
-    [row] = score_probes(bigram, [ProbeInput("text_loss", tokens=(1, 2))], eos_id=EOS)
+    [row] = score_probes(bigram, [job("text_loss", tokens=(1, 2))], eos_id=EOS)
     assert math.isnan(row["zlib_ratio"]) and not math.isnan(row["loss"])
 
 
@@ -147,10 +153,10 @@ def test_min_k_mean_takes_the_lowest_log_probs():
 def test_greedy_reproduces_known_continuation():
     model = successor_stub()
     probes = [
-        ProbeInput("greedy", prompt=(5, 6), reference=(7, 8, 9), max_new_tokens=3),
-        ProbeInput("greedy", prompt=(5, 6), reference=(7, 8, 0, 10), max_new_tokens=4),
-        ProbeInput("greedy", prompt=(14,), reference=(15, 0, 1), max_new_tokens=8),
-        ProbeInput("greedy", prompt=(3,), reference=(9, 5), max_new_tokens=2),
+        job("greedy", prompt=(5, 6), reference=(7, 8, 9), max_new_tokens=3),
+        job("greedy", prompt=(5, 6), reference=(7, 8, 0, 10), max_new_tokens=4),
+        job("greedy", prompt=(14,), reference=(15, 0, 1), max_new_tokens=8),
+        job("greedy", prompt=(3,), reference=(9, 5), max_new_tokens=2),
     ]
     rows = score_probes(model, probes, eos_id=EOS)
     assert [r["exact_match"] for r in rows] == [True, False, True, False]
@@ -160,7 +166,7 @@ def test_greedy_reproduces_known_continuation():
 
 
 def test_greedy_cannot_match_beyond_max_new_tokens():
-    [row] = score_probes(successor_stub(), [ProbeInput("greedy", prompt=(1,), reference=(2, 3, 4), max_new_tokens=2)], eos_id=EOS)
+    [row] = score_probes(successor_stub(), [job("greedy", prompt=(1,), reference=(2, 3, 4), max_new_tokens=2)], eos_id=EOS)
     assert row["prefix_match"] == 2 and row["exact_match"] is False
 
 
@@ -170,13 +176,13 @@ def test_greedy_columns_of_empty_reference():
 
 def test_every_probe_type_writes_exactly_its_columns(bigram):
     probes = [
-        ProbeInput("logprob", prompt=(1,), target=(2,)),
-        ProbeInput("multiple_choice", prompt=(1,), choices=((2,), (3,)), gold=0),
-        ProbeInput("greedy", prompt=(1,), reference=(2,), max_new_tokens=1),
-        ProbeInput("text_loss", tokens=(1, 2), text="ab"),
+        job("logprob", prompt=(1,), target=(2,)),
+        job("multiple_choice", prompt=(1,), choices=((2,), (3,)), gold=0),
+        job("greedy", prompt=(1,), reference=(2,), max_new_tokens=1),
+        job("text_loss", tokens=(1, 2), text="ab"),
     ]
-    for probe, row in zip(probes, score_probes(bigram, probes, eos_id=EOS)):
-        assert tuple(row) == PROBE_COLUMNS[probe.type]
+    for (probe, _), row in zip(probes, score_probes(bigram, probes, eos_id=EOS)):
+        assert tuple(row) == probe.column_names()
 
 
 def test_span_batches_respect_the_token_budget(bigram):
@@ -189,7 +195,7 @@ def test_span_batches_respect_the_token_budget(bigram):
 def test_probe_longer_than_the_model_context_is_refused(bigram):
     bigram.max_seq_length = 3
     with pytest.raises(ValueError, match="at most the model's 3 tokens"):
-        score_probes(bigram, [ProbeInput("text_loss", tokens=(1, 2, 3, 1))], eos_id=EOS)
+        score_probes(bigram, [job("text_loss", tokens=(1, 2, 3, 1))], eos_id=EOS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,7 +220,7 @@ def gpt():
     return model.eval()
 
 
-def _random_probes(seed: int, vocab: int = 40) -> list[ProbeInput]:
+def _random_probes(seed: int, vocab: int = 40) -> list:
     rng = np.random.default_rng(seed)
 
     def toks(lo, hi):
@@ -222,12 +228,12 @@ def _random_probes(seed: int, vocab: int = 40) -> list[ProbeInput]:
 
     probes = []
     for _ in range(12):
-        probes.append(ProbeInput("logprob", prompt=toks(0, 12), target=toks(1, 8)))
+        probes.append(job("logprob", prompt=toks(0, 12), target=toks(1, 8)))
         n_choices = int(rng.integers(2, 5))
-        probes.append(ProbeInput("multiple_choice", prompt=toks(1, 10), choices=tuple(toks(1, 6) for _ in range(n_choices)),
-                                 gold=int(rng.integers(n_choices))))
-        probes.append(ProbeInput("greedy", prompt=toks(1, 5), reference=toks(1, 10), max_new_tokens=int(rng.integers(1, 12))))
-        probes.append(ProbeInput("text_loss", tokens=toks(1, 40), text=f"text {rng.integers(1000)}", min_k=0.2))
+        probes.append(job("multiple_choice", prompt=toks(1, 10), choices=tuple(toks(1, 6) for _ in range(n_choices)),
+                          gold=int(rng.integers(n_choices))))
+        probes.append(job("greedy", prompt=toks(1, 5), reference=toks(1, 10), max_new_tokens=int(rng.integers(1, 12))))
+        probes.append(job("text_loss", tokens=toks(1, 40), text=f"text {rng.integers(1000)}", min_k=0.2))
     return probes
 
 

@@ -32,4 +32,4 @@ def test_engine_modules_use_the_run_layout_names():
     assert (applied_log.APPLIED_FILE, applied_log.APPLIED_DIR) == (runfile.APPLIED_FILE, runfile.APPLIED_DIR)
     assert (metrics.METRICS_FILE, metrics.COLUMNS) == (runfile.METRICS_FILE, runfile.METRICS_COLUMNS)
     assert score.scores_path(".", 7) == runfile.scores_file(".", 7)
-    assert tuple(score.SCORES_SCHEMA.names[: len(runfile.SCORE_KEY_COLUMNS)]) == runfile.SCORE_KEY_COLUMNS
+    assert score.KEY_COLUMNS == runfile.SCORE_KEY_COLUMNS

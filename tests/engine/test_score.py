@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import torch
 from designkit.errors import InputError
 from designkit.planning import Plan
 from designkit.runfile import MODEL_FILE, STATE_FILE, RunDir
-from engine.probes import PROBE_COLUMNS, score_probes_reference
+from designkit.probes import PROBES, scores_schema
+from engine.probes import score_probes_reference
 from engine.score import (
-    _COLUMN_FIELDS,
     KEY_COLUMNS,
-    SCORES_SCHEMA,
     load_checkpoint,
     plan_probes,
     score_checkpoint,
@@ -30,7 +28,6 @@ from engine.score import (
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FORMATS = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 
 
 def write_checkpoint(directory: Path, config: dict, *, seed: int, train_on: list[list[int]] | None = None, steps: int = 0) -> Path:
@@ -86,39 +83,23 @@ def scores(plan, run_dir) -> pd.DataFrame:
     return score_checkpoint(plan, run_dir / "checkpoints" / "step-00000040", step=40, batch_tokens=512)
 
 
-def _docs_table(heading: str) -> list[list[str]]:
-    text = FORMATS.read_text(encoding="utf-8")
-    section = text.split(heading, 1)[1]
-    rows = []
-    for line in section.splitlines()[1:]:
-        if line.startswith("#"):
-            break
-        if line.startswith("|") and not line.startswith("|--"):
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows[1:]  # without the header
+def _used_probe_types(plan) -> list:
+    return list(dict.fromkeys(PROBES.get(p["type"]) for e in plan.experiments for p in e["probes"]))
 
 
-def _names(cell: str) -> list[str]:
-    """Backticked names of a table cell, leaving out those inside explanations in parentheses."""
-    return re.findall(r"`([a-z_]+)`", re.sub(r"\([^)]*\)", "", cell))
+def test_scores_columns_are_the_keys_and_the_columns_of_the_plans_probe_types(plan, scores):
+    used = _used_probe_types(plan)
+    assert {cls.name for cls in used} == {"logprob", "multiple_choice", "greedy", "text_loss"}
+    expected = list(KEY_COLUMNS) + [c.name for cls in used for c in cls.columns]
+    assert list(scores.columns) == expected == scores_schema(used).names == plan_probes(plan).schema.names
 
 
-def test_scores_columns_are_those_of_the_formats_doc(scores):
-    probe_rows = _docs_table("### Probes")
-    documented = {_names(row[0])[0]: _names(row[2]) for row in probe_rows}
-    assert documented == {kind: list(columns) for kind, columns in PROBE_COLUMNS.items()}
-    [scores_row] = [row for row in _docs_table("## RUN dir") if "scores/" in row[0]]
-    assert _names(scores_row[1]) == list(KEY_COLUMNS)
-    expected = list(KEY_COLUMNS) + [c for columns in PROBE_COLUMNS.values() for c in columns]
-    assert list(scores.columns) == expected == SCORES_SCHEMA.names
-
-
-def test_probe_fields_are_those_of_the_formats_doc():
-    documented = {_names(row[0])[0]: set(_names(row[1])) for row in _docs_table("### Probes")}
-    read = {kind: {name for name, _ in fields} for kind, fields in _COLUMN_FIELDS.items()}
-    read["greedy"].add("max_new_tokens")
-    read["text_loss"].add("min_k")
-    assert documented == read
+def test_a_plan_without_a_probe_type_has_none_of_its_columns(plan):
+    experiments = [e for e in plan.meta["experiments"] if e["kind"] == "canary"]
+    edited = Plan(path=plan.path, meta={**plan.meta, "experiments": experiments}, hash=plan.hash)
+    names = plan_probes(edited).schema.names
+    assert "loss" in names and "exact_match" in names
+    assert not {"logprob", "choice_logprobs", "margin"} & set(names)
 
 
 def test_every_item_gets_one_row_per_probe_of_its_experiment(plan, scores):
@@ -136,7 +117,7 @@ def test_columns_of_other_probe_types_are_null(plan, scores):
     types = {(e["name"], p["name"]): p["type"] for e in plan.experiments for p in e["probes"]}
     for (experiment, probe), rows in scores.groupby(["experiment", "probe"]):
         kind = types[(experiment, probe)]
-        for other, columns in PROBE_COLUMNS.items():
+        for other, columns in ((cls.name, cls.column_names()) for cls in _used_probe_types(plan)):
             for column in columns:
                 present = rows[column].notna()
                 if other == kind and column not in ("correct", "correct_norm", "logprob_per_token", "gold_logprob_norm", "margin", "zlib_ratio", "min_k_logprob"):
@@ -148,7 +129,7 @@ def test_columns_of_other_probe_types_are_null(plan, scores):
 def test_scores_equal_the_unbatched_reference(plan, run_dir, scores):
     probes = plan_probes(plan)
     model = load_checkpoint(run_dir / "checkpoints" / "step-00000040")
-    reference = score_probes_reference(model, probes.inputs, eos_id=0)
+    reference = score_probes_reference(model, probes.jobs, eos_id=0)
     assert len(reference) == len(scores)
     for (_, got), want in zip(scores.iterrows(), reference):
         for column, value in want.items():
@@ -184,7 +165,7 @@ def test_score_run_writes_missing_checkpoints_atomically_and_deterministically(r
     assert score_run(run, device="cpu", show_progress=False, force=True, steps=[40]) == [scores_path(run, 40)]
     for path, table in first.items():
         assert pq.read_table(path).equals(table)
-    assert pq.read_table(written[0]).schema.equals(SCORES_SCHEMA)
+    assert pq.read_table(written[0]).schema.equals(plan_probes(RunDir.open(run).plan()).schema)
     frame = RunDir.open(run).scores()
     assert sorted(frame["step"].unique()) == [0, 40]
     pd.testing.assert_frame_equal(

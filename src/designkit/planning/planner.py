@@ -27,7 +27,8 @@ from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
 from designkit.errors import InputError
 from designkit.kinds import KINDS, Item, PlanContext
 from designkit.planning import budget, leakage, placement, power, randomize
-from designkit.planning.planfile import write_plan
+from designkit.planning.planfile import ITEMS_SCHEMA, write_plan
+from designkit.probes import check_probe_specs
 
 EOS_WRAP = 2  # an insertion is EOS + payload + EOS
 # one encoder for every item: json.dumps with options builds a new one per call (slow at 1M items)
@@ -357,7 +358,10 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             f"{leak['cross_experiment_pairs']} cross-experiment pairs (e.g. {example})",
         )
 
-    experiments_json = [_experiment_spec(exp, design_file, i).to_json() for i, exp in enumerate(experiments)]
+    specs = [_experiment_spec(exp, design_file, i) for i, exp in enumerate(experiments)]
+    # probe types and their options are checked at plan time, not when a checkpoint is first scored
+    check_probe_specs(specs, ITEMS_SCHEMA.names, file=design_file)
+    experiments_json = [spec.to_json() for spec in specs]
     plan = {
         "designkit_version": designkit.__version__,
         "name": design.name,
