@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from designkit import model_config, schema, yaml_files
 from designkit.data import sources, stdlib_docs
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 from designkit.kinds import KINDS
 from designkit.schema import bounded
 
@@ -203,7 +203,7 @@ def _check_window(window: tuple[float, float], file: Path, path: str) -> None:
 def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -> ExperimentSpec:
     at = f"experiments[{i}]"
     if not NAME_PATTERN.fullmatch(exp.name):
-        raise InputError(file, f"{at}.name", f"expected [a-z0-9_-]+, got {exp.name!r}")
+        raise InputError(file, f"{at}.name", f"expected [a-z0-9_-]+, got {quote(exp.name)}")
     kind = KINDS.get(exp.kind, file=file, field=f"{at}.kind")  # an import path module:attr runs that module
     params = schema.from_dict(kind.Params, exp.params, file, f"{at}.params")
     if (exp.items.generate is None) == (exp.items.path is None):
@@ -212,7 +212,7 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
     options = None
     if items.generate is not None:
         if kind.GenerateParams is None:
-            raise InputError(file, f"{at}.items.generate", f"kind {exp.kind!r} cannot generate items; give a path")
+            raise InputError(file, f"{at}.items.generate", f"kind {quote(exp.kind)} cannot generate items; give a path")
         options = schema.from_dict(kind.GenerateParams, items.generate, file, f"{at}.items.generate")
     try:
         getattr(kind, "check", lambda params, options: None)(params, options)
@@ -221,16 +221,16 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
     if items.generate is None:
         resolved = (base_dir / items.path).resolve()
         if not resolved.is_file():
-            raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {items.path!r} (resolved to {resolved})")
+            raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {quote(items.path)} (resolved to {resolved})")
         if resolved.suffix not in (".jsonl", ".parquet"):
-            raise InputError(file, f"{at}.items", f"expected a .jsonl or .parquet file, got {items.path!r}")
+            raise InputError(file, f"{at}.items", f"expected a .jsonl or .parquet file, got {quote(items.path)}")
         items = replace(items, path=str(resolved))
     if not exp.arms:
         raise InputError(file, f"{at}.arms", "expected at least one arm")
     controls = []
     for arm, spec in exp.arms.items():
         if not NAME_PATTERN.fullmatch(arm):
-            raise InputError(file, f"{at}.arms.{arm}", f"expected an arm name matching [a-z0-9_-]+, got {arm!r}")
+            raise InputError(file, f"{at}.arms.{arm}", f"expected an arm name matching [a-z0-9_-]+, got {quote(arm)}")
         if spec.dose < 0:
             raise InputError(file, f"{at}.arms.{arm}.dose", f"expected a dose >= 0, got {spec.dose}")
         if not (0.0 < spec.share <= 1.0):
@@ -271,11 +271,11 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     corpus = run.corpus
     builtin = f"{sources.BUILTIN_PREFIX}{stdlib_docs.BUILTIN_NAME}"
     if corpus.startswith(sources.BUILTIN_PREFIX) and corpus != builtin:
-        raise InputError(file, "run.corpus", f"expected {builtin} or a prepared corpus directory, got {corpus!r}")
+        raise InputError(file, "run.corpus", f"expected {builtin} or a prepared corpus directory, got {quote(corpus)}")
     if not corpus.startswith("builtin:"):
         resolved = (base_dir / corpus).resolve()
         if not (resolved / "corpus.json").is_file():
-            raise InputError(file, "run.corpus", f"expected builtin:stdlib-docs or a prepared corpus directory, got {corpus!r} (resolved to {resolved})")
+            raise InputError(file, "run.corpus", f"expected builtin:stdlib-docs or a prepared corpus directory, got {quote(corpus)} (resolved to {resolved})")
         corpus = str(resolved)
     tokenizer = run.tokenizer
     if corpus.startswith("builtin:") and model.checkpoint is None:
@@ -284,7 +284,7 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if tokenizer.path is not None:
         resolved = (base_dir / tokenizer.path).resolve()
         if not (resolved / "tokenizer.json").is_file():
-            raise InputError(file, "run.tokenizer.path", f"expected a directory holding tokenizer.json, got {tokenizer.path!r}")
+            raise InputError(file, "run.tokenizer.path", f"expected a directory holding tokenizer.json, got {quote(tokenizer.path)}")
         tokenizer = replace(tokenizer, path=str(resolved))
     training = run.training
     if training.learning_rate <= 0:
@@ -313,7 +313,7 @@ def parse_design(raw: Any, file: str | Path) -> Design:
                                         "the power: block moved there")
     design = schema.from_dict(Design, raw, file)
     if not NAME_PATTERN.fullmatch(design.name):
-        raise InputError(file, "name", f"expected [a-z0-9_-]+, got {design.name!r}")
+        raise InputError(file, "name", f"expected [a-z0-9_-]+, got {quote(design.name)}")
     if design.seed < 0:
         raise InputError(file, "seed", f"expected a non-negative integer, got {design.seed}")
     if not design.experiments:
@@ -322,7 +322,7 @@ def parse_design(raw: Any, file: str | Path) -> Design:
     experiments = []
     for i, exp in enumerate(design.experiments):
         if exp.name in seen:
-            raise InputError(file, f"experiments[{i}].name", f"expected a unique name, {exp.name!r} is also experiments[{seen[exp.name]}]")
+            raise InputError(file, f"experiments[{i}].name", f"expected a unique name, {quote(exp.name)} is also experiments[{seen[exp.name]}]")
         seen[exp.name] = i
         experiments.append(_check_experiment(exp, i, file, base_dir))
     if design.leakage.ngram < 4:

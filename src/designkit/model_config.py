@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from designkit import yaml_files
-from designkit.errors import InputError, expected
+from designkit.errors import InputError, expected, quote
 
 LITGPT_DEFAULT_BLOCK_SIZE = 4096  # litgpt.config.Config.block_size
 
@@ -59,7 +59,7 @@ def _check_values(kwargs: dict[str, Any], file: str | Path | None, field: str) -
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
                 raise InputError(file, f"{field}.{key}", f"expected a positive integer below 2**31, got {value!r:.40}")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and (value != value or abs(value) == float("inf") or value < 0):
-            raise InputError(file, f"{field}.{key}", f"expected a finite number >= 0, got {value!r}")
+            raise InputError(file, f"{field}.{key}", f"expected a finite number >= 0, got {quote(value)}")
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -119,9 +119,9 @@ def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) 
         try:
             config = Config.from_name(model.name)
         except (ValueError, KeyError):
-            raise InputError(file, "run.model.name", f"expected a LitGPT config name, got {model.name!r}") from None
+            raise InputError(file, "run.model.name", f"expected a LitGPT config name, got {quote(model.name)}") from None
         if config is None:
-            raise InputError(file, "run.model.name", f"expected a LitGPT config name, got {model.name!r}")
+            raise InputError(file, "run.model.name", f"expected a LitGPT config name, got {quote(model.name)}")
         if vocab_size is not None and vocab_size > config.padded_vocab_size:
             raise InputError(file, "run.model.name", f"expected a model whose vocabulary ({config.padded_vocab_size}) holds the tokenizer's {vocab_size} ids")
     else:

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 
 # The RUN dir's names and columns (docs/formats.md, "RUN dir"): the engine writes with these,
 # the analysis reads with these; nobody spells them out again.
@@ -123,10 +123,10 @@ class RunDir:
         if not isinstance(meta, dict):
             raise InputError(run_file, None, f"expected a JSON object, got {type(meta).__name__}")
         if meta.get("format") != FORMAT:
-            raise InputError(run_file, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
+            raise InputError(run_file, "format", f"expected {FORMAT!r}, got {quote(meta.get('format'))}")
         for name in ("plan_hash", "plan_path"):
             if not isinstance(meta.get(name), str) or not meta[name]:
-                raise InputError(run_file, name, f"expected a non-empty string, got {meta.get(name)!r}")
+                raise InputError(run_file, name, f"expected a non-empty string, got {quote(meta.get(name))}")
         plan_path = Path(meta["plan_path"])
         if not plan_path.is_absolute():
             plan_path = path / plan_path

@@ -13,7 +13,7 @@ import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 
 T = TypeVar("T")
 
@@ -100,7 +100,7 @@ def convert(tp: Any, value: Any, file: str | Path | None, path: str) -> Any:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise InputError(file, path, f"expected {_describe(tp)}, got {value!r}")
+        raise InputError(file, path, f"expected {_describe(tp)}, got {quote(value)}")
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -116,7 +116,7 @@ def convert(tp: Any, value: Any, file: str | Path | None, path: str) -> Any:
             if isinstance(value, int) and abs(value) > 1e300:
                 raise InputError(file, path, "expected a finite number, got an integer beyond a float's range")
             if not math.isfinite(value):
-                raise InputError(file, path, f"expected a finite number, got {value!r}")
+                raise InputError(file, path, f"expected a finite number, got {quote(value)}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -132,19 +132,19 @@ def convert(tp: Any, value: Any, file: str | Path | None, path: str) -> Any:
         args = get_args(tp)
         if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(convert(a, v, file, _join(path, i)) for i, (a, v) in enumerate(zip(args, value)))
-        raise InputError(file, path, f"expected a list of {len(args)} values, got {value!r}")
+        raise InputError(file, path, f"expected a list of {len(args)} values, got {quote(value)}")
     elif origin is dict or tp is dict:
         key_tp, val_tp = get_args(tp) or (str, Any)
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
                 if not isinstance(k, str):
-                    raise InputError(file, _join(path, str(k)), f"expected a string key, got {k!r}")
+                    raise InputError(file, _join(path, str(k)), f"expected a string key, got {quote(k)}")
                 out[k] = convert(val_tp, v, file, _join(path, k))
             return out
     elif dataclasses.is_dataclass(tp):
         return from_dict(tp, value, file, path)
-    raise InputError(file, path, f"expected {_describe(tp)}, got {value!r}")
+    raise InputError(file, path, f"expected {_describe(tp)}, got {quote(value)}")
 
 
 def from_dict(cls: type[T], value: Any, file: str | Path | None, path: str = "") -> T:
@@ -155,7 +155,7 @@ def from_dict(cls: type[T], value: Any, file: str | Path | None, path: str = "")
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise InputError(file, path or None, f"expected a mapping, got {value!r}")
+        raise InputError(file, path or None, f"expected a mapping, got {quote(value)}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(value) - set(fields))

@@ -202,7 +202,8 @@ def _duplicate_steps(design: dict) -> bytes:
 
 def _duplicate_arm(design: dict) -> bytes:
     text = write_yaml_text(design)
-    return text.replace("      x4:\n", "      x4:\n        dose: 1\n        share: 0.5\n      x4:\n", 1).encode()
+    assert "    x4:\n" in text  # yaml.safe_dump indents a list's items at its key's level
+    return text.replace("    x4:\n", "    x4:\n      dose: 1\n      share: 0.5\n    x4:\n", 1).encode()
 
 
 def _alias_bomb(design: dict) -> bytes:
@@ -222,11 +223,7 @@ def write_yaml_text(design: dict) -> str:
 _BUILT = {"duplicate_steps_key": _duplicate_steps, "duplicate_arm": _duplicate_arm, "alias_bomb": _alias_bomb}
 
 
-HSEC = {  # issue 7, "Security and data loss" (hsec): not landed yet
-    "duplicate_steps_key": "hsec: duplicate YAML keys are refused",
-    "duplicate_arm": "hsec: duplicate YAML keys are refused",
-    "non_utf8_bytes": "hsec: the design loader (designkit.yaml_files) decodes UTF-8",
-}
+HSEC: dict[str, str] = {}  # issue 7, "Security and data loss" (hsec): all landed
 
 
 @pytest.mark.parametrize(
@@ -267,7 +264,6 @@ def test_bad_precision_is_blamed_on_precision_not_devices(tmp_path, valid_design
     assert "devices" not in result.message, result.line
 
 
-@pytest.mark.xfail(strict=True, reason="hsec: values quoted in errors are capped at about 80 characters")
 def test_quoted_values_are_capped(tmp_path, valid_design, capsys):
     design = write_yaml(tmp_path / "design.yaml", edit_design(valid_design, _set("name", "X" * 5000)))
     result = refused(["plan", design, "--out", tmp_path / "plan", "--quiet"], capsys, tmp_path, file="design.yaml", key="name")

@@ -19,7 +19,7 @@ import numpy as np
 from designkit import atomic_files, file_hashes
 from designkit.data import pretokenized, sources, stdlib_docs
 from designkit.data.tokenizer import TOKENIZER_FILES, TextTokenizer, train_bpe_tokenizer
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 
 FORMAT = "designkit-corpus/1"
 MIN_TRAIN_VOCAB, MAX_TRAIN_VOCAB = 300, 2**24
@@ -264,7 +264,7 @@ def designkit_home() -> Path:
 def builtin_corpus(name: str, *, train_vocab: int | None, tokenizer_dir: Path | None, show_progress: bool = True) -> TokenCorpus:
     """Prepare (once, then cache) a built-in corpus such as ``builtin:stdlib-docs``."""
     if name != f"{sources.BUILTIN_PREFIX}{stdlib_docs.BUILTIN_NAME}":
-        raise InputError(None, "run.corpus", f"expected builtin:{stdlib_docs.BUILTIN_NAME} or a corpus directory, got {name!r}")
+        raise InputError(None, "run.corpus", f"expected builtin:{stdlib_docs.BUILTIN_NAME} or a corpus directory, got {quote(name)}")
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
     if tokenizer_dir is not None:
         key = "tok-" + _sha256_files([Path(tokenizer_dir) / "tokenizer.json"])[:16]

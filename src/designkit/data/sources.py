@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from designkit.data import stdlib_docs
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 
 BUILTIN_PREFIX = "builtin:"
 TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
@@ -120,7 +120,7 @@ def source_files(source: str | Path) -> list[Path]:
     if not path.is_file():
         raise InputError(path, None, "expected an existing file, directory or glob pattern")
     if path.suffix not in SUFFIXES:
-        raise InputError(path, None, f"expected a {', '.join(SUFFIXES)} file, got {path.suffix!r}")
+        raise InputError(path, None, f"expected a {', '.join(SUFFIXES)} file, got {quote(path.suffix)}")
     return [path]
 
 
@@ -137,7 +137,7 @@ def iter_documents(source: str | Path, text_key: str = "text") -> Iterator[str]:
     if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
         name = source[len(BUILTIN_PREFIX) :]
         if name != stdlib_docs.BUILTIN_NAME:
-            raise InputError(None, "corpus", f"expected builtin:{stdlib_docs.BUILTIN_NAME}, got {source!r}")
+            raise InputError(None, "corpus", f"expected builtin:{stdlib_docs.BUILTIN_NAME}, got {quote(source)}")
         yield from stdlib_docs.iter_stdlib_documents()
         return
     files = source_files(source)

@@ -13,7 +13,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from designkit import atomic_files
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 
 EOS_TOKEN = "<|endoftext|>"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -60,7 +60,7 @@ class TextTokenizer:
             return None
         token_id = self.backend.token_to_id(token)
         if token_id is None and required:
-            raise InputError(directory / "tokenizer_config.json", field, f"expected a token of the vocabulary, got {token!r}")
+            raise InputError(directory / "tokenizer_config.json", field, f"expected a token of the vocabulary, got {quote(token)}")
         return token_id
 
     def encode(self, text: str) -> list[int]:

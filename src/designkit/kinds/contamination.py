@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
 from designkit.kinds.names import invented_names
 from designkit.schema import bounded
@@ -72,7 +72,7 @@ class Contamination(ExperimentKind):
     @classmethod
     def check(cls, params: ContaminationParams, options: ContaminationGenerate | None) -> None:
         if not params.answer_marker.strip():
-            raise InputError(None, "params.answer_marker", f"expected a non-blank marker, got {params.answer_marker!r}")
+            raise InputError(None, "params.answer_marker", f"expected a non-blank marker, got {quote(params.answer_marker)}")
 
     def generate(self, options: ContaminationGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
         entities = invented_names(options.n, rng)
@@ -109,11 +109,11 @@ class Contamination(ExperimentKind):
     def _from_choices(self, record: dict[str, Any], where: str, source_id: str) -> Item:
         query, choices, gold = record["query"], record["choices"], record.get("gold")
         if not isinstance(query, str) or not query.strip():
-            raise InputError(where, "query", f"expected a non-empty string, got {query!r}")
+            raise InputError(where, "query", f"expected a non-empty string, got {quote(query)}")
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
-            raise InputError(where, "choices", f"expected a list of at least 2 strings, got {choices!r}")
+            raise InputError(where, "choices", f"expected a list of at least 2 strings, got {quote(choices)}")
         if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
-            raise InputError(where, "gold", f"expected an index into choices (0..{len(choices) - 1}), got {gold!r}")
+            raise InputError(where, "gold", f"expected an index into choices (0..{len(choices) - 1}), got {quote(gold)}")
         # OLMES continuations follow the query after one space
         continuations = [c if c.startswith(" ") else f" {c}" for c in choices]
         return Item(
@@ -180,7 +180,7 @@ class Contamination(ExperimentKind):
         has_choices = any(item.choices for item in items)
         primary = self.params.primary_outcome
         if primary in ("accuracy", "margin") and not has_choices:
-            raise InputError(None, "params.primary_outcome", f"expected gold_logprob for items without choices, got {primary!r}")
+            raise InputError(None, "params.primary_outcome", f"expected gold_logprob for items without choices, got {quote(primary)}")
         if primary in ("recall_contrast", "recall_margin") and not any(item.alt_prompt for item in items):
             raise InputError(None, "params.primary_outcome", f"expected gold_logprob: {primary} needs generated items (an unrelated question per item)")
         outcomes = [

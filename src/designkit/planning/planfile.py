@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from designkit import atomic_files, plan_types
 from designkit.data.tokenizer import TOKENIZER_FILES
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 
 FORMAT = "designkit-plan/1"
 PLAN_FILE = "plan.json"
@@ -148,7 +148,7 @@ class Plan:
         except json.JSONDecodeError as exc:
             raise InputError(plan_file, None, f"expected JSON ({exc.msg})") from None
         if meta.get("format") != FORMAT:
-            raise InputError(plan_file, "format", f"expected {FORMAT!r}, got {meta.get('format')!r}")
+            raise InputError(plan_file, "format", f"expected {FORMAT!r}, got {quote(meta.get('format'))}")
         plan = cls(path=path, meta=meta, hash=hashlib.sha256(raw).hexdigest())
         if verify:
             plan.verify()
@@ -266,7 +266,7 @@ class Plan:
             raise InputError(path / "corpus.json", "fingerprint", f"expected {expected[:12]}… as recorded in the plan, got {corpus.fingerprint[:12]}… (another corpus)")
         for key in ("n_tokens", "dtype", "eos_id", "vocab_size"):
             if corpus.meta.get(key) != info[key]:
-                raise InputError(path / "corpus.json", key, f"expected {info[key]!r} as recorded in the plan, got {corpus.meta.get(key)!r}")
+                raise InputError(path / "corpus.json", key, f"expected {quote(info[key])} as recorded in the plan, got {quote(corpus.meta.get(key))}")
         if verify_tokens:
             actual = corpus.content_fingerprint()
             if actual != expected:

@@ -24,7 +24,7 @@ from designkit.data.corpus import TokenCorpus, builtin_corpus
 from designkit.data.sources import iter_jsonl_records, read_parquet_records
 from designkit.data.tokenizer import TextTokenizer
 from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
-from designkit.errors import InputError
+from designkit.errors import InputError, quote
 from designkit.kinds import KINDS, Item, PlanContext
 from designkit.planning import budget, leakage, placement, power, randomize
 from designkit.planning.planfile import ITEMS_SCHEMA, write_plan
@@ -97,7 +97,7 @@ def _with_explicit_positions(items: list[Item], records: list[dict[str, Any]], p
         if positions is None:
             continue
         if not isinstance(positions, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
-            raise InputError(f"{path}:{line}", "positions", f"expected a list of global sequence indices, got {positions!r}")
+            raise InputError(f"{path}:{line}", "positions", f"expected a list of global sequence indices, got {quote(positions)}")
         item.positions = positions
         item.meta.pop("positions", None)
     return items
@@ -123,7 +123,7 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
     ids = [item.source_id for item in items]
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
-        raise InputError(spec.items.path or design_file, "id", f"expected unique item ids, {dup!r} repeats")
+        raise InputError(spec.items.path or design_file, "id", f"expected unique item ids, {quote(dup)} repeats")
     if len(items) < len(spec.arms):
         raise InputError(design_file, f"{at}.items", f"expected at least one item per arm ({len(spec.arms)}), got {len(items)}")
     strata = None
@@ -131,7 +131,7 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
         values = [item.stratum if item.stratum is not None else item.meta.get(spec.stratify_by) for item in items]
         missing = [item.source_id for item, v in zip(items, values) if v is None]
         if missing:
-            raise InputError(design_file, f"{at}.stratify_by", f"expected field {spec.stratify_by!r} on every item, item {missing[0]!r} lacks it")
+            raise InputError(design_file, f"{at}.stratify_by", f"expected field {quote(spec.stratify_by)} on every item, item {quote(missing[0])} lacks it")
         strata = np.array([str(v) for v in values], dtype=object)
         for item, value in zip(items, strata):
             item.stratum = value
