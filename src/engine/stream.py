@@ -32,7 +32,7 @@ import numpy as np
 from designkit import plan_types
 from designkit.errors import InputError
 from designkit.planning.placement import check_placements
-from engine.permutation import FeistelPermutation
+from designkit.planning.permutation import FeistelPermutation
 
 INSERT, REMOVE, NOISE = 0, 1, 2
 EDIT_NAMES = plan_types.EDIT_KINDS

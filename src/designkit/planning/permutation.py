@@ -8,6 +8,10 @@ slices and resumes need no shared state. Cycle walking (Black & Rogaway 2002, "C
 with arbitrary finite domains") turns the permutation of ``[0, 4^k)`` into one of
 ``[0, n)``: values that land outside the domain are encrypted again until they land
 inside. Since ``4^k < 4n``, a value walks fewer than four times on average.
+
+``inverse`` undoes it (decrypt, walking back until inside the domain), so the planner can
+map a corpus window to the global sequences that read it, and the engine a sequence to its
+window. The module is torch-free: the planner and the engine share this one definition.
 """
 
 from __future__ import annotations
@@ -50,13 +54,28 @@ class FeistelPermutation:
             left, right = right, left ^ (_splitmix64(right ^ key) & self.mask)
         return (left << shift) | right
 
-    def __call__(self, positions: np.ndarray | Sequence[int] | int) -> np.ndarray:
-        x = np.asarray(positions, dtype=np.int64)
+    def _decrypt(self, y: np.ndarray) -> np.ndarray:
+        shift = np.uint64(self.half_bits)
+        left, right = y >> shift, y & self.mask
+        for key in self.round_keys[::-1]:
+            left, right = right ^ (_splitmix64(left ^ key) & self.mask), left
+        return (left << shift) | right
+
+    def _walk(self, values: np.ndarray, step) -> np.ndarray:
+        x = np.asarray(values, dtype=np.int64)
         if x.size and (x.min() < 0 or x.max() >= self.n):
             raise ValueError(f"expected positions in [0, {self.n}), got [{x.min()}, {x.max()}]")
-        y = self._encrypt(x.astype(np.uint64).ravel())
+        y = step(x.astype(np.uint64).ravel())
         outside = np.flatnonzero(y >= self.n)
         while outside.size:
-            y[outside] = self._encrypt(y[outside])
+            y[outside] = step(y[outside])
             outside = outside[y[outside] >= self.n]
         return y.astype(np.int64).reshape(x.shape)
+
+    def __call__(self, positions: np.ndarray | Sequence[int] | int) -> np.ndarray:
+        """The permuted value of each position."""
+        return self._walk(positions, self._encrypt)
+
+    def inverse(self, values: np.ndarray | Sequence[int] | int) -> np.ndarray:
+        """The position each value sits at: ``inverse(perm(x)) == x`` for every x in ``[0, n)``."""
+        return self._walk(values, self._decrypt)
