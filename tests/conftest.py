@@ -6,20 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
-
-TINY_MODEL = {
-    "n_layer": 2,
-    "n_head": 2,
-    "n_embd": 32,
-    "block_size": 64,
-    "bias": False,
-    "rotary_percentage": 1.0,
-    "parallel_residual": False,
-    "norm_class_name": "RMSNorm",
-    "mlp_class_name": "LLaMAMLP",
-    "intermediate_size": 64,
-}
+from tiny_designs import tiny_design, write_design
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,54 +32,6 @@ def tiny_corpus(tmp_path_factory) -> Path:
     source = write_jsonl(root / "docs.jsonl", max_documents=120)
     prepare_corpus(source, root / "corpus", train_vocab=512, show_progress=False)
     return root / "corpus"
-
-
-def tiny_design(corpus: Path, **overrides) -> dict:
-    """A small valid design dict over ``corpus``: two experiments, tiny model, 40 steps."""
-    design = {
-        "name": "tiny",
-        "seed": 3,
-        "run": {
-            "model": {"config": dict(TINY_MODEL)},
-            "corpus": str(corpus),
-            "seq_len": 64,
-            "global_batch": 8,
-            "steps": 40,
-            "max_injected_fraction": 0.25,
-            "training": {"learning_rate": 3e-3, "warmup_steps": 4, "checkpoints": 2, "log_every": 5},
-        },
-        "experiments": [
-            {
-                "name": "bench",
-                "kind": "contamination",
-                "items": {"generate": {"n": 24}},
-                "arms": {"control": {"dose": 0, "share": 0.5}, "x4": {"dose": 4, "share": 0.5}},
-            },
-            {
-                "name": "canary",
-                "kind": "canary",
-                "items": {"generate": {"n": 12, "length": 16}},
-                "arms": {"control": {"dose": 0, "share": 0.5}, "x3": {"dose": 3, "share": 0.5}},
-                "params": {"prefix_tokens": 4},
-            },
-        ],
-    }
-    for dotted, value in overrides.items():
-        node = design
-        keys = dotted.split(".")
-        for key in keys[:-1]:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        last = keys[-1]
-        if isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
-    return design
-
-
-def write_design(path: Path, design: dict) -> Path:
-    path.write_text(yaml.safe_dump(design, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -122,8 +122,18 @@ def noise_tensor(seed: int, std: float, seq_len: int, n_embd: int) -> torch.Tens
 
 
 @contextlib.contextmanager
-def embedding_noise(model: nn.Module, rows: np.ndarray, seeds: np.ndarray, stds: np.ndarray) -> Iterator[None]:
-    """Add seeded Gaussian noise to the token embeddings of ``rows`` of the next forward pass.
+def embedding_noise(
+    model: nn.Module,
+    rows: np.ndarray,
+    seeds: np.ndarray,
+    stds: np.ndarray,
+    offsets: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
+) -> Iterator[None]:
+    """Add seeded Gaussian noise to the token embeddings of the next forward pass: for each
+    ``i``, positions ``[offsets[i], offsets[i] + lengths[i])`` of row ``rows[i]`` (default:
+    the whole row). The noise of a span is ``noise_tensor(seed, std, span length)``, so the
+    same seed gives the same watermark wherever the span lands.
 
     A no-op (no hook registered) when no row of the micro-batch has a noise edit, so
     runs without GW experiments pay nothing. With torch.compile the hook triggers a
@@ -133,10 +143,16 @@ def embedding_noise(model: nn.Module, rows: np.ndarray, seeds: np.ndarray, stds:
         yield
         return
     embedding = raw_gpt(model).transformer.wte
+    offsets = np.zeros(len(rows), np.int64) if offsets is None else np.asarray(offsets, np.int64)
+    lengths = np.full(len(rows), np.iinfo(np.int64).max, np.int64) if lengths is None else np.asarray(lengths, np.int64)
 
     def add_noise(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
         seq_len, n_embd = output.shape[1], output.shape[2]
-        noise = torch.stack([noise_tensor(s, d, seq_len, n_embd) for s, d in zip(seeds, stds)])
+        noise = torch.zeros(len(rows), seq_len, n_embd)
+        for i, (seed, std, start, length) in enumerate(zip(seeds, stds, offsets, lengths)):
+            n = int(min(length, seq_len - start))  # a whole-window edit covers seq_len + 1 tokens, of which seq_len are inputs
+            if n > 0:
+                noise[i, int(start) : int(start) + n] = noise_tensor(int(seed), float(std), n, n_embd)
         index = torch.as_tensor(rows, device=output.device)
         return output.index_add(0, index, noise.to(device=output.device, dtype=output.dtype))
 

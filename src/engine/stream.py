@@ -9,8 +9,9 @@ Sequence ``g`` is, in this order (docs/formats.md, "Token positions"):
 2. every plan edit of ``g``: ``insert`` overwrites ``[offset, offset + n_tokens)`` with
    EOS + payload + EOS, ``remove`` swaps the whole window for reserve window
    ``reserve_seq`` (read from ``[train_tokens, n_tokens)``, which nothing else reads),
-   ``noise`` is passed on as a per-sequence seed for the embedding-noise hook
-   (``engine.model.embedding_noise``).
+   ``noise`` is passed on as a (row, span, seed, std) for the embedding-noise hook
+   (``engine.model.embedding_noise``); so is an ``insert`` whose ``noise_std`` is positive
+   (noise on the inserted span: a watermark carried by every repetition).
 
 Everything is a function of ``g`` alone, so rank ``r`` of ``W`` reads exactly rows
 ``[r·b, (r+1)·b)`` (``b = global_batch / W``) of each global batch and the global stream is
@@ -24,7 +25,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,10 @@ import numpy as np
 from designkit import plan_types
 from designkit.errors import InputError
 from designkit.planning.placement import check_placements
-from designkit.planning.permutation import FeistelPermutation
+from designkit.planning.permutation import BaseOrder, FeistelPermutation
 
 INSERT, REMOVE, NOISE = 0, 1, 2
 EDIT_NAMES = plan_types.EDIT_KINDS
-_STREAM_LABEL = 0x5EED_0F_DA7A  # separates the stream's keys from other uses of the run seed
 WINDOW_BLOCK = 1 << 16  # positions per cached block of the base order (512 KiB)
 _CACHED_BLOCKS = 4
 
@@ -52,7 +52,7 @@ class PlanEdits:
     edit: np.ndarray  # int8: INSERT, REMOVE, NOISE
     reserve_seq: np.ndarray  # int64, -1 unless remove
     noise_seed: np.ndarray  # int64, -1 unless noise
-    noise_std: np.ndarray  # float32, 0 unless noise
+    noise_std: np.ndarray  # float32, 0 unless the edit carries noise (a noise edit, or a noisy insert)
     item_ids: np.ndarray  # object: item_id of each item_index, for the applied log
 
     def __len__(self) -> int:
@@ -78,12 +78,7 @@ class PlanEdits:
             raise InputError(plan.path / "placements.parquet", "edit", f"expected one of {', '.join(EDIT_NAMES)}, got {unknown[0]!r}")
         edit = frame["edit"].astype(str).map({name: code for code, name in enumerate(EDIT_NAMES)}).to_numpy(np.int8)
         item_index = frame["item_index"].to_numpy(np.int32)
-        # GW noise std comes from the experiment of the edit's item (params.noise_std, default 0)
-        std_of_experiment = {e["name"]: float(e.get("params", {}).get("noise_std", 0.0) or 0.0) for e in plan.experiments}
-        item_std = items["experiment"].map(std_of_experiment).fillna(0.0).to_numpy(np.float32)
-        noise_std = np.zeros(len(frame), dtype=np.float32)
-        named = (edit == NOISE) & (item_index >= 0) & (item_index < len(items))
-        noise_std[named] = item_std[item_index[named]]
+        noise_std = frame["noise_std"].to_numpy(np.float32)
         edits = cls(
             global_seq=frame["global_seq"].to_numpy(np.int64),
             offset=frame["offset"].to_numpy(np.int32),
@@ -128,6 +123,12 @@ class PlanEdits:
         bad = (self.edit == NOISE) & (self.noise_seed < 0)
         if bad.any():
             fail("noise_seed", "a seed >= 0 for a noise edit", bad)
+        bad = ~np.isfinite(self.noise_std) | (self.noise_std < 0) | ((self.edit == REMOVE) & (self.noise_std != 0))
+        if bad.any():
+            fail("noise_std", "a finite std >= 0 (0 on a remove edit)", bad)
+        bad = (self.noise_std > 0) & (self.noise_seed < 0)
+        if bad.any():
+            fail("noise_seed", "a seed >= 0 where noise_std is positive", bad)
         # a removed sequence carries no other edit: removal and anything else in one sequence
         rm_seqs = g[self.edit == REMOVE]
         if len(rm_seqs):
@@ -148,6 +149,8 @@ class StepBatch:
     noise_rows: np.ndarray  # int64 rows of `tokens` that get embedding noise
     noise_seeds: np.ndarray  # int64
     noise_stds: np.ndarray  # float32
+    noise_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first input position of each noisy span
+    noise_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # its positions (the hook clips to the seq_len inputs)
     tensor: object = None  # `tokens` as a (pinned) torch tensor, filled by the prefetcher
 
 
@@ -193,7 +196,7 @@ class InjectingStream:
         self.rank, self.world_size = int(rank), int(world_size)
         self.local_batch = self.global_batch // self.world_size
         self._columns = np.arange(self.window, dtype=np.int64)
-        self._perms: dict[int, FeistelPermutation] = {}
+        self._order = BaseOrder(self.n_windows, self.seed)  # the planner maps windows to sequences with the same order
         self._blocks: dict[tuple[int, int], np.ndarray] = {}
         self._flat_tokens = tokens.view(np.ndarray) if isinstance(tokens, np.memmap) else tokens  # plain fancy indexing
         removed = self.edits.reserve_seq[self.edits.edit == REMOVE]
@@ -230,9 +233,7 @@ class InjectingStream:
 
     # base order
     def _permutation(self, epoch: int) -> FeistelPermutation:
-        if epoch not in self._perms:
-            self._perms[epoch] = FeistelPermutation(self.n_windows, [self.seed, _STREAM_LABEL, epoch])
-        return self._perms[epoch]
+        return self._order.permutation(epoch)
 
     def _window_block(self, epoch: int, block: int) -> np.ndarray:
         """Windows of positions ``[block·B, (block+1)·B)`` of an epoch, B = WINDOW_BLOCK.
@@ -301,7 +302,7 @@ class InjectingStream:
         """This rank's rows of global batch ``step``."""
         first = step * self.global_batch + self.rank * self.local_batch
         tokens, lo, hi = self.sequences(first, first + self.local_batch)
-        noisy = np.flatnonzero(self.edits.edit[lo:hi] == NOISE) + lo
+        noisy = np.flatnonzero((self.edits.edit[lo:hi] == NOISE) | (self.edits.noise_std[lo:hi] > 0)) + lo
         return StepBatch(
             step=step,
             first_seq=first,
@@ -311,6 +312,8 @@ class InjectingStream:
             noise_rows=self.edits.global_seq[noisy] - first,
             noise_seeds=self.edits.noise_seed[noisy],
             noise_stds=self.edits.noise_std[noisy],
+            noise_offsets=self.edits.offset[noisy].astype(np.int64),
+            noise_lengths=self.edits.n_tokens[noisy].astype(np.int64),
         )
 
     def injected_tokens(self, first_step: int, end_step: int) -> int:

@@ -219,7 +219,8 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
                 rows = slice(micro * loop.micro_batch_size, (micro + 1) * loop.micro_batch_size)
                 noisy = (batch.noise_rows >= rows.start) & (batch.noise_rows < rows.stop)
                 with fabric.no_backward_sync(model, enabled=micro < loop.accumulation - 1):
-                    with embedding_noise(model, batch.noise_rows[noisy] - rows.start, batch.noise_seeds[noisy], batch.noise_stds[noisy]):
+                    with embedding_noise(model, batch.noise_rows[noisy] - rows.start, batch.noise_seeds[noisy], batch.noise_stds[noisy],
+                                         batch.noise_offsets[noisy], batch.noise_lengths[noisy]):  # fmt: skip
                         logits = model(inputs[rows])
                     loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets[rows].flatten())
                     fabric.backward(loss / loop.accumulation)

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 from scipy import stats
 
 from designkit.probes import BUILTIN_PROBES, PROBES, scores_schema

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, write_design
+from tiny_designs import TINY_MODEL, write_design
 
 from designkit import file_hashes
 from designkit.cli import main as designkit_main

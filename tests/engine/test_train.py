@@ -234,14 +234,12 @@ def test_remove_and_noise_edits_are_applied_and_logged(tmp_path, engine_plan):
             "edit": ["remove"] * 3 + ["noise"] * 2,
             "reserve_seq": np.r_[[0, 5, 2], [-1, -1]].astype(np.int64),
             "noise_seed": np.r_[[-1] * 3, [11, 12]].astype(np.int64),
+            "noise_std": np.r_[[0.0] * 3, [0.3, 0.3]].astype(np.float32),
         }
     )
     frame = pd.concat([placements.assign(edit=placements["edit"].astype(str)), extra], ignore_index=True)
     frame = frame.sort_values(["global_seq", "offset"], kind="stable").reset_index(drop=True)
     meta = {k: v for k, v in plan.meta.items() if k not in ("files", "format")}
-    for exp in meta["experiments"]:
-        if exp["name"] == "canary":
-            exp["params"]["noise_std"] = 0.3
     payload_tokens, payload_index = plan.payload
     edited = tmp_path / "plan"
     write_plan(edited, meta, plan.items(), np.asarray(payload_tokens), payload_index, frame, plan.reserved(), plan.tokenizer_dir)

@@ -1,7 +1,6 @@
 """Shared tiny plans and training runs of the engine tests, built once per session.
 
-Not a conftest: a second ``conftest`` module would shadow ``tests/conftest.py`` for the
-``from conftest import ...`` imports of other test directories. Builders cache their
+A normal module, like ``tests/tiny_designs.py``, not a second ``conftest``. Builders cache their
 result under pytest's session base temp dir, so every test module that asks gets the same
 directory.
 """
@@ -13,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 CHECKPOINTS = [10, 20, 30, 40]  # explicit steps, so a mid-run checkpoint exists to resume from
 HERE = Path(__file__).resolve().parent

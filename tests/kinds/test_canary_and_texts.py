@@ -1,7 +1,7 @@
 import json
 
 import numpy as np
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.planning import Plan, make_plan
 

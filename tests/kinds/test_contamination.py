@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.errors import InputError
 from designkit.kinds.contamination import Contamination, ContaminationParams

@@ -4,7 +4,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.cli import main
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.data.corpus import TokenCorpus
 from designkit.errors import InputError

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.errors import InputError
 from designkit.planning import Plan, make_plan

@@ -51,16 +51,48 @@ class Item:
     stratum: str | None = None
     positions: list[int] | None = None
     """Explicit global sequence indices for the item's insertions, if the file gives them."""
+    corpus_window: int | None = None
+    """Whole-sequence kinds (``edit`` ``remove``/``noise``): the training-region window this
+    item is; every sequence of the run that reads it is edited (from ``PlanContext.sample_run_windows``)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
 
 class PlanContext:
-    """What a kind may use while making items: the tokenizer and the reserve region."""
+    """What a kind may use while making items: the tokenizer, the run's corpus windows and
+    the reserve region (in disjoint, named windows).
 
-    def __init__(self, tokenizer, reserve_tokens: np.ndarray, eos_id: int):
+    ``run_windows`` and ``reserve`` are the planner's (``designkit.planning``); a kind only
+    calls the methods below, so it never imports the planner.
+    """
+
+    def __init__(self, tokenizer, reserve_tokens: np.ndarray, eos_id: int, *, run_windows=None, reserve=None):
         self.tokenizer = tokenizer
         self.reserve_tokens = reserve_tokens
         self.eos_id = eos_id
+        self.run_windows = run_windows
+        self.reserve = reserve
+        self.experiment = ""
+        """The experiment whose items are being made (set by the planner; names reserve uses)."""
+
+    def sample_run_windows(self, n: int, rng: np.random.Generator) -> list[int]:
+        """``n`` distinct training-region windows that the run reads at least once and that no
+        other experiment took: the items of a whole-sequence (remove/noise) kind."""
+        if self.run_windows is None:
+            raise InputError(None, "items.generate", "expected a planner context with the run's corpus windows")
+        return [int(w) for w in self.run_windows.sample(n, rng)]
+
+    def window_tokens(self, window: int) -> list[int]:
+        """The ``seq_len + 1`` tokens of training-region window ``window``."""
+        return [int(t) for t in self.run_windows.tokens(window)]
+
+    def take_reserve_windows(self, use: str, n: int, rng: np.random.Generator) -> list[tuple[int, list[int]]]:
+        """``n`` reserve windows as ``(index, tokens)``, now owned by ``use`` of this experiment
+        (no other use can draw them); ``reserved.parquet`` records them."""
+        if self.reserve is None:
+            raise InputError(None, "items.generate", "expected a planner context with the reserve region")
+        chosen = self.reserve.take(use, n, rng, experiment=self.experiment)
+        width = self.reserve.window_tokens
+        return [(r, [int(t) for t in self.reserve_tokens[r * width : (r + 1) * width]]) for r in chosen.tolist()]
 
 
 class ExperimentKind(ABC):
@@ -71,12 +103,32 @@ class ExperimentKind(ABC):
     """Dataclass of kind-specific ``params``; each field documented under it."""
     GenerateParams: ClassVar[type | None] = None
     """Dataclass of ``items.generate`` options, or None if the kind cannot generate items."""
-    edit: ClassVar[str] = "insert"
+    edit: ClassVar[EditKind] = "insert"
+    """The edit each treated item gets in training (docs/formats.md, "Token positions"):
+
+    - ``insert``: the item's tokens (EOS-wrapped) at ``dose`` offsets of the run;
+    - ``remove``: the item is a corpus window (``Item.corpus_window``); every sequence in
+      the arm's window of the run that reads it is swapped for a fresh reserve window;
+    - ``noise``: the same sequences keep their tokens and get seeded Gaussian noise on
+      their input embeddings (GW).
+
+    The planner places ``remove``/``noise`` edits first and keeps insertions out of those
+    sequences (and out of the control items' sequences, so controls stay untouched).
+    """
     item_noun: ClassVar[tuple[str, str]] = ("item", "items")
     """What one item is called in the report's prose: (singular, plural)."""
 
     def __init__(self, params: Any):
         self.params = params
+
+    def noise_std(self, arm: str) -> float:
+        """Std of the embedding noise on each edit of a treated item of ``arm`` (0: none).
+
+        For ``noise`` kinds it must be positive. An ``insert`` kind may return a positive
+        std too: the noise then covers the inserted span at every repetition, with one seed
+        per item, so an inserted text carries the same watermark each time it is seen.
+        """
+        return 0.0
 
     @classmethod
     def check(cls, params: Any, options: Any | None) -> None:

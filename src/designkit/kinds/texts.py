@@ -2,8 +2,9 @@
 
 With a JSONL file this is MUSE-style insertion: each arm's texts are copied ``dose`` times
 into the stream, and membership is read from their loss. With ``items.generate`` the texts
-are excerpts of the corpus's reserve region, which training never reads: they are i.i.d.
-with the training data, so treated and control texts differ only in being inserted.
+are excerpts of the corpus's reserve region (one reserve window each), which training never
+reads otherwise: they are i.i.d. with the training data, so treated and control texts
+differ only in being inserted.
 """
 
 from __future__ import annotations
@@ -66,18 +67,17 @@ class Texts(ExperimentKind):
         return items
 
     def generate(self, options: TextsGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
-        reserve = context.reserve_tokens
-        span = options.n * options.n_tokens
-        if span > len(reserve):
-            raise InputError(None, "items.generate", f"expected n × n_tokens ≤ the reserve region's {len(reserve):,} tokens, got {span:,} (raise run.reserve_fraction)")
-        # disjoint excerpts: random slots of a partition of the reserve region
-        slots = len(reserve) // options.n_tokens
-        chosen = np.sort(rng.choice(slots, size=options.n, replace=False))
+        # each excerpt opens its own reserve window, taken from the planner's allocator so
+        # that no other use (a removal's replacement, another experiment) reads its tokens
+        width = context.reserve.window_tokens if context.reserve is not None else 0
+        if options.n_tokens > width:
+            raise InputError(None, "items.generate.n_tokens", f"expected at most a window's {width} tokens (seq_len + 1), got {options.n_tokens}")
+        windows = context.take_reserve_windows("texts excerpts", options.n, rng)
         items = []
-        for i, slot in enumerate(chosen.tolist()):
-            tokens = [int(t) for t in reserve[slot * options.n_tokens : (slot + 1) * options.n_tokens]]
+        for i, (window, window_tokens) in enumerate(windows):
+            tokens = window_tokens[: options.n_tokens]
             item = Item(source_id=f"{i:06d}", text=context.tokenizer.decode(tokens), payload_tokens=tokens,
-                        meta={"reserve_offset": slot * options.n_tokens})
+                        meta={"reserve_offset": window * width})
             items.append(self._split(item, tokens))
         return items
 

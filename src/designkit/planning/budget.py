@@ -7,26 +7,35 @@ import pandas as pd
 from designkit.errors import InputError
 
 
-def budget_table(items: pd.DataFrame, total_tokens: int) -> pd.DataFrame:
+def budget_table(items: pd.DataFrame, total_tokens: int, n_sequences: int) -> pd.DataFrame:
     """One row per experiment and arm.
 
-    ``items`` needs ``experiment``, ``arm``, ``dose``, ``inserted`` and ``footprint`` (payload
-    tokens plus the two EOS wrappers). Tokens count everything an insertion overwrites.
+    ``items`` needs ``experiment``, ``arm``, ``dose``, ``inserted``, ``footprint`` (payload
+    tokens plus the two EOS wrappers; 0 for whole-sequence items) and ``edited_sequences``
+    (the whole-sequence edits placed for each item). Tokens count everything an insertion
+    overwrites; sequences removed or noised are counted apart, as a share of the run's sequences.
     """
     frame = items.assign(
-        insertions=items["dose"].where(items["inserted"], 0),
+        insertions=items["dose"].where(items["inserted"] & (items["footprint"] > 0), 0),
     )
     frame = frame.assign(tokens=frame["insertions"] * frame["footprint"])
     table = (
         frame.groupby(["experiment", "arm"], sort=False)
-        .agg(n_items=("item_id", "size"), dose=("dose", "first"), insertions=("insertions", "sum"), tokens=("tokens", "sum"))
+        .agg(
+            n_items=("item_id", "size"),
+            dose=("dose", "first"),
+            insertions=("insertions", "sum"),
+            tokens=("tokens", "sum"),
+            edited_sequences=("edited_sequences", "sum"),
+        )
         .reset_index()
     )
     table["share_of_run"] = table["tokens"] / total_tokens
+    table["edited_sequence_share"] = table["edited_sequences"] / n_sequences
     return table
 
 
-def check_budget(table: pd.DataFrame, total_tokens: int, max_fraction: float, design_file) -> dict:
+def check_budget(table: pd.DataFrame, total_tokens: int, max_fraction: float, design_file, n_sequences: int) -> dict:
     injected = int(table["tokens"].sum())
     fraction = injected / total_tokens
     allowed = max_fraction * total_tokens
@@ -39,9 +48,13 @@ def check_budget(table: pd.DataFrame, total_tokens: int, max_fraction: float, de
             f"the plan injects {injected:,} ({fraction:.2%}): {over:,.0f} tokens "
             f"({(fraction - max_fraction) * 100:.2f} percentage points) over",
         )
+    edited = int(table["edited_sequences"].sum())
     return {
         "total_tokens": int(total_tokens),
         "injected_tokens": injected,
         "injected_fraction": fraction,
         "max_injected_fraction": max_fraction,
+        # sequences removed or noised whole: not injected tokens, but a share of the run changed
+        "edited_sequences": edited,
+        "edited_sequence_fraction": edited / n_sequences,
     }

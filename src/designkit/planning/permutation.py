@@ -79,3 +79,53 @@ class FeistelPermutation:
     def inverse(self, values: np.ndarray | Sequence[int] | int) -> np.ndarray:
         """The position each value sits at: ``inverse(perm(x)) == x`` for every x in ``[0, n)``."""
         return self._walk(values, self._decrypt)
+
+
+STREAM_LABEL = 0x5EED_0F_DA7A  # separates the base order's keys from other uses of the run seed
+
+
+class BaseOrder:
+    """Which training-region window each base sequence reads (docs/formats.md, "Token positions").
+
+    Epoch ``e = b // n_windows`` visits the windows in the order of its own keyed
+    permutation, so base sequence ``b`` reads window ``perm_e(b % n_windows)``; the inverse
+    gives, for a window, the one sequence of each epoch that reads it.
+    """
+
+    def __init__(self, n_windows: int, seed: int):
+        self.n_windows = int(n_windows)
+        self.seed = int(seed)
+        self._perms: dict[int, FeistelPermutation] = {}
+
+    def permutation(self, epoch: int) -> FeistelPermutation:
+        if epoch not in self._perms:
+            self._perms[epoch] = FeistelPermutation(self.n_windows, [self.seed, STREAM_LABEL, int(epoch)])
+        return self._perms[epoch]
+
+    def window_of(self, base_seqs: np.ndarray | Sequence[int]) -> np.ndarray:
+        seqs = np.asarray(base_seqs, dtype=np.int64)
+        epoch, position = np.divmod(seqs, self.n_windows)
+        out = np.empty_like(seqs)
+        for e in np.unique(epoch).tolist():
+            mask = epoch == e
+            out[mask] = self.permutation(e)(position[mask])
+        return out
+
+    def sequences_reading(self, windows: np.ndarray | Sequence[int], first: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every base sequence in ``[first, end)`` that reads one of ``windows``.
+
+        Returns ``(which, base_seq)``: the index into ``windows`` and the sequence, sorted by sequence.
+        """
+        windows = np.asarray(windows, dtype=np.int64)
+        which, found = [], []
+        if end > first and len(windows):
+            for e in range(first // self.n_windows, (end - 1) // self.n_windows + 1):
+                seqs = e * self.n_windows + self.permutation(e).inverse(windows)
+                keep = (seqs >= first) & (seqs < end)
+                which.append(np.flatnonzero(keep))
+                found.append(seqs[keep])
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        which_a, seq_a = np.concatenate(which), np.concatenate(found)
+        order = np.argsort(seq_a, kind="stable")
+        return which_a[order], seq_a[order]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from designkit.errors import InputError
+from designkit.planning.permutation import BaseOrder
 
 MAX_REDRAW_ROUNDS = 64
 
@@ -178,6 +179,50 @@ def place_insertions(
     return frame.take(order).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class WholeSequenceRequest:
+    """Per-item arrays of whole-sequence (remove/noise) items: each is a training-region window."""
+
+    item_index: np.ndarray  # int32
+    corpus_window: np.ndarray  # int64, distinct
+    edited: np.ndarray  # bool: treated (edited) or a control (its sequences only kept free of insertions)
+    window_lo: np.ndarray  # first sequence of the arm's window of the run
+    window_hi: np.ndarray  # one past the last
+
+
+def place_whole_sequences(
+    request: WholeSequenceRequest, order: BaseOrder, *, n_sequences: int, seq_len: int, stream_offset: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """An edit for every sequence in an edited item's window that reads the item's corpus
+    window, and the sequences of every item (edited or control) that insertions must avoid.
+
+    Repetition ``r`` is the item's ``r``-th edited visit in time order. Offsets are 0 and
+    ``n_tokens`` is ``seq_len + 1``: the edit owns the whole window.
+    """
+    windows = np.asarray(request.corpus_window, dtype=np.int64)
+    if len(np.unique(windows)) != len(windows):
+        raise ValueError("whole-sequence items must be distinct corpus windows")
+    which, base = order.sequences_reading(windows, stream_offset, stream_offset + n_sequences)
+    seq = base - stream_offset
+    blocked = np.unique(seq)
+    keep = request.edited[which] & (seq >= request.window_lo[which]) & (seq < request.window_hi[which])
+    which, seq = which[keep], seq[keep]
+    by_item = _order_by(which, seq, n_sequences)  # each item's visits in time order
+    first = np.searchsorted(which[by_item], which[by_item], side="left")
+    repetition = np.empty(len(seq), dtype=np.int32)
+    repetition[by_item] = np.arange(len(seq)) - first
+    frame = pd.DataFrame(
+        {
+            "global_seq": seq.astype(np.int64),
+            "offset": np.zeros(len(seq), dtype=np.int32),
+            "n_tokens": np.full(len(seq), seq_len + 1, dtype=np.int32),
+            "item_index": request.item_index[which].astype(np.int32),
+            "repetition": repetition,
+        }
+    )
+    return frame, blocked
+
+
 def check_placements(placements: pd.DataFrame, *, seq_len: int, n_sequences: int) -> str | None:
     """The first violated invariant of a placements table, or None. Vectorised."""
     seq = placements["global_seq"].to_numpy()
@@ -185,17 +230,22 @@ def check_placements(placements: pd.DataFrame, *, seq_len: int, n_sequences: int
     n = placements["n_tokens"].to_numpy().astype(np.int64)
     if len(seq) == 0:
         return None
-    inserts = (placements["edit"] == "insert").to_numpy() if "edit" in placements else np.ones(len(seq), dtype=bool)
+    def is_edit(name: str) -> np.ndarray:
+        return (placements["edit"] == name).to_numpy() if "edit" in placements else np.zeros(len(seq), dtype=bool)
+
+    # a whole-window edit (remove, or noise on all seq_len + 1 positions) owns its sequence;
+    # insertions and span noise cover [offset, offset + n_tokens) of the seq_len input positions
+    whole = is_edit("remove") | (is_edit("noise") & (off == 0) & (n == seq_len + 1))
+    spans = ~whole
     if (seq < 0).any() or (seq >= n_sequences).any():
         return "global_seq outside the run"
     if np.any((seq[1:] < seq[:-1]) | ((seq[1:] == seq[:-1]) & (off[1:] < off[:-1]))):
         return "rows not sorted by (global_seq, offset)"
-    if (off[inserts] < 0).any() or (off[inserts] + n[inserts] > seq_len).any():
+    if (off[spans] < 0).any() or (n[spans] < 1).any() or (off[spans] + n[spans] > seq_len).any():
         return "an insertion straddles its sequence"
     same = seq[1:] == seq[:-1]
     if np.any(same & (off[:-1] + n[:-1] > off[1:])):
         return "two edits overlap"
-    whole = ~inserts
     if whole.any():
         shared = np.isin(seq[whole], seq[np.r_[same, False] | np.r_[False, same]])
         if shared.any():

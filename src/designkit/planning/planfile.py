@@ -23,7 +23,7 @@ from designkit import atomic_files, plan_types
 from designkit.data.tokenizer import TOKENIZER_FILES
 from designkit.errors import InputError, quote
 
-FORMAT = "designkit-plan/1"
+FORMAT = "designkit-plan/2"  # 2: placements carry noise_std; reserved.parquet lists reserve windows
 PLAN_FILE = "plan.json"
 EDIT_KINDS = plan_types.EDIT_KINDS
 
@@ -82,11 +82,19 @@ PLACEMENTS_SCHEMA = pa.schema(
         ("edit", pa.dictionary(pa.int8(), pa.string())),
         ("reserve_seq", pa.int64()),
         ("noise_seed", pa.int64()),
+        ("noise_std", pa.float32()),
     ]
 )
 
 RESERVED_SCHEMA = pa.schema(
-    [("global_seq", pa.int64()), ("offset", pa.int32()), ("n_tokens", pa.int32()), ("experiment", pa.string())]
+    [
+        ("reserve_seq", pa.int64()),
+        ("use", pa.string()),
+        ("global_seq", pa.int64()),
+        ("offset", pa.int32()),
+        ("n_tokens", pa.int32()),
+        ("experiment", pa.string()),
+    ]
 )
 
 

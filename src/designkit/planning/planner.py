@@ -27,7 +27,9 @@ from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
 from designkit.errors import InputError, quote
 from designkit.kinds import KINDS, Item, PlanContext
 from designkit.planning import budget, leakage, placement, power, randomize
+from designkit.planning.permutation import BaseOrder
 from designkit.planning.planfile import ITEMS_SCHEMA, write_plan
+from designkit.planning.reserve import ReserveAllocator
 from designkit.probes import check_probe_specs
 
 EOS_WRAP = 2  # an insertion is EOS + payload + EOS
@@ -108,6 +110,9 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
     at = f"experiments[{index}]"
     kind_class = KINDS.get(spec.kind, file=design_file, field=f"{at}.kind")
     kind = kind_class(schema.from_dict(kind_class.Params, spec.params, design_file, f"{at}.params"))
+    if kind.edit not in plan_types.EDIT_KINDS:
+        raise InputError(design_file, f"{at}.kind", f"expected a kind whose edit is one of {', '.join(plan_types.EDIT_KINDS)}, {spec.kind!r} declares {kind.edit!r}")
+    context.experiment = spec.name
     try:
         if spec.items.generate is not None:
             options = schema.from_dict(kind.GenerateParams, spec.items.generate, design_file, f"{at}.items.generate")
@@ -144,7 +149,24 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
         items = kind.after_assignment(items, arms, derive_rng(design.seed, spec.name, "probes"))
     except InputError as exc:
         raise InputError(design_file, f"{at}.{exc.field}" if exc.field else at, exc.detail) from None
+    _check_edits(kind, spec, items, design_file, at)
     return ExperimentItems(spec=spec, kind=kind, items=items, arms=arms, rounding=assignment.rounding.assign(experiment=spec.name))
+
+
+def _check_edits(kind, spec: ExperimentSpec, items: list[Item], design_file: Path, at: str) -> None:
+    """A kind's edit declaration is usable: window items for whole-sequence kinds, a noise std for noise."""
+    if kind.edit != "insert":
+        lacking = next((item.source_id for item in items if item.corpus_window is None), None)
+        if lacking is not None:
+            raise InputError(design_file, f"{at}.kind", f"expected kind {spec.kind!r} (edit {kind.edit}) to give every item a corpus_window, item {lacking!r} has none")
+        if any(item.positions is not None for item in items):
+            raise InputError(design_file, f"{at}.items", f"expected no positions for kind {spec.kind!r}: its {kind.edit} edits go wherever the run reads each item's window")
+    for arm, arm_spec in spec.arms.items():
+        std = float(kind.noise_std(arm))
+        if not (std >= 0.0 and np.isfinite(std)):
+            raise InputError(design_file, f"{at}.params", f"expected a finite noise std >= 0 for arm {arm}, got {std}")
+        if kind.edit == "noise" and arm_spec.dose > 0 and std == 0.0:
+            raise InputError(design_file, f"{at}.params", f"expected a positive noise std for treated arm {arm} of noise kind {spec.kind!r}")
 
 
 def _tokens(tokenizer: TextTokenizer, given: list[int] | None, text: str | None) -> list[int] | None:
@@ -192,7 +214,11 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
                     "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
                     "meta": _META_ENCODER.encode(item.meta),
                     "positions": item.positions,
-                    "footprint": len(payload) + EOS_WRAP,
+                    # internal columns (not written): what the placement needs
+                    "edit": exp.kind.edit,
+                    "corpus_window": -1 if item.corpus_window is None else int(item.corpus_window),
+                    "noise_std": float(exp.kind.noise_std(arm)) if arm_spec.dose > 0 else 0.0,
+                    "footprint": len(payload) + EOS_WRAP if exp.kind.edit == "insert" else 0,
                 }
             )
     frame = pd.DataFrame(rows)
@@ -317,7 +343,10 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         raise InputError(design_file, "run.model", f"expected a vocabulary of at least the tokenizer's {tokenizer.vocab_size} ids, got {model['padded_vocab_size']}")
     n_sequences = run.steps * run.global_batch
     total_tokens = n_sequences * run.seq_len
-    context = PlanContext(tokenizer, np.asarray(corpus.tokens[train_tokens:]), corpus.eos_id)
+    base_order = BaseOrder(train_tokens // window_tokens, design.seed)
+    run_windows = RunWindows(corpus.tokens, base_order, window_tokens, min(n_sequences, base_order.n_windows))
+    reserve = ReserveAllocator((corpus.n_tokens - train_tokens) // window_tokens, window_tokens)
+    context = PlanContext(tokenizer, np.asarray(corpus.tokens[train_tokens:]), corpus.eos_id, run_windows=run_windows, reserve=reserve)
 
     experiments = [build_experiment_items(design, i, context, design_file) for i in range(len(design.experiments))]
     items, payloads = items_frame(experiments, tokenizer)
@@ -326,11 +355,15 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         row = too_long.iloc[0]
         raise InputError(design_file, "run.seq_len", f"expected every item to fit a sequence with its EOS wrappers; {row.item_id} needs {row.footprint} tokens")
 
-    budget_rows = budget.budget_table(items, total_tokens)
-    budget_info = budget.check_budget(budget_rows, total_tokens, run.max_injected_fraction, design_file)
+    items["noise_seed"] = _noise_seeds(items, design.seed)
+    whole, blocked = _place_whole_sequences(items, design, n_sequences, base_order, reserve)
+    items["edited_sequences"] = np.bincount(whole["item_index"], minlength=len(items)) if len(items) else 0
+    budget_rows = budget.budget_table(items, total_tokens, n_sequences)
+    budget_info = budget.check_budget(budget_rows, total_tokens, run.max_injected_fraction, design_file, n_sequences)
     budget_info["rows"] = budget_rows.to_dict("records")
 
-    placements = _place(items, design, design_file, n_sequences)
+    insertions = _place(items, design, design_file, n_sequences, blocked)
+    placements = _merge_placements(whole, insertions, run.seq_len)
     payload_index = np.r_[0, np.cumsum([len(p) for p in payloads])].astype(np.int64)
     dtype = np.dtype(corpus.meta["dtype"])
     payload_tokens = np.fromiter((t for p in payloads for t in p), dtype=dtype, count=int(payload_index[-1]))
@@ -340,9 +373,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     scan_total = min(train_tokens, design.leakage.max_corpus_tokens or train_tokens) if design.leakage.scan_corpus else 0
     with tqdm(total=scan_total, desc="leakage scan", unit="tok", unit_scale=True, disable=not show_progress, file=sys.stderr) as bar:
         leak = leakage.leakage_report(
-            items,
-            payload_tokens,
-            payload_index,
+            *_inserted_texts(items, payload_tokens, payload_index),
             corpus.tokens[:train_tokens] if design.leakage.scan_corpus else None,  # memmap: scanned in chunks
             design.leakage.ngram,
             design.leakage.max_corpus_tokens,
@@ -402,9 +433,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         "leakage": leak,
     }
     plan = json.loads(json.dumps(plan, default=_json_default))
-    reserved = pd.DataFrame({"global_seq": [], "offset": [], "n_tokens": [], "experiment": []}).astype(
-        {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "experiment": object}
-    )
+    reserved = reserve.table()
     plan_hash = write_plan(out, plan, items, payload_tokens, payload_index, placements, reserved, tokenizer.directory, replace=True)
     return PlanResult(path=out, plan_hash=plan_hash, meta=plan)
 
@@ -421,8 +450,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: int) -> pd.DataFrame:
-    inserted = items[items["inserted"]]
+def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: int, blocked: np.ndarray) -> pd.DataFrame:
+    inserted = items[items["inserted"] & (items["edit"] == "insert")]
     lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(inserted["window_start"], inserted["window_end"])]
     request = placement.InsertionRequest(
         item_index=inserted["item_index"].to_numpy(np.int32),
@@ -440,7 +469,12 @@ def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: 
         explicit[pos] = np.asarray(positions, dtype=np.int64)
     try:
         frame = placement.place_insertions(
-            request, n_sequences=n_sequences, seq_len=design.run.seq_len, rng=derive_rng(design.seed, "placement"), explicit=explicit
+            request,
+            n_sequences=n_sequences,
+            seq_len=design.run.seq_len,
+            rng=derive_rng(design.seed, "placement"),
+            blocked_sequences=blocked,
+            explicit=explicit,
         )
     except InputError as exc:
         field = exc.field
@@ -449,5 +483,103 @@ def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: 
         raise InputError(design_file, field, exc.detail) from None
     frame["edit"] = "insert"
     frame["reserve_seq"] = np.int64(-1)
-    frame["noise_seed"] = np.int64(-1)
+    _noise_columns(frame, items)
     return frame
+
+
+class RunWindows:
+    """The training-region windows the run reads, for whole-sequence kinds (``PlanContext``)."""
+
+    def __init__(self, tokens: np.ndarray, order: BaseOrder, window_tokens: int, n_visited: int):
+        self.corpus_tokens = tokens
+        self.order = order
+        self.window_tokens = window_tokens
+        self.n_visited = n_visited  # epoch-0 positions the run reaches: every window there is read
+        self.claimed: set[int] = set()
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        free = self.n_visited - len(self.claimed)
+        if n > free:
+            raise InputError(None, "items.generate", f"expected at most the {free:,} corpus windows the run reads and no other experiment took, got n={n:,}")
+        chosen: list[int] = []
+        while len(chosen) < n:  # rejection of windows another experiment took: rare, few rounds
+            positions = rng.choice(self.n_visited, size=min(self.n_visited, n - len(chosen) + len(self.claimed)), replace=False)
+            for w in self.order.window_of(np.sort(positions)).tolist():
+                if w not in self.claimed and len(chosen) < n:
+                    self.claimed.add(w)
+                    chosen.append(w)
+        return np.asarray(chosen, dtype=np.int64)
+
+    def tokens(self, window: int) -> np.ndarray:
+        start = int(window) * self.window_tokens
+        return np.asarray(self.corpus_tokens[start : start + self.window_tokens])
+
+
+def _noise_seeds(items: pd.DataFrame, seed: int) -> np.ndarray:
+    """One noise seed per item with noise (the same at every repetition: one watermark per item), else -1."""
+    seeds = np.full(len(items), -1, dtype=np.int64)
+    noisy = items["noise_std"].to_numpy() > 0
+    for experiment in pd.unique(items.loc[noisy, "experiment"]):
+        rows = np.flatnonzero(noisy & (items["experiment"] == experiment).to_numpy())
+        seeds[rows] = derive_rng(seed, str(experiment), "noise").integers(0, 2**62, size=len(rows))
+    return seeds
+
+
+def _noise_columns(frame: pd.DataFrame, items: pd.DataFrame) -> None:
+    index = frame["item_index"].to_numpy()
+    frame["noise_seed"] = items["noise_seed"].to_numpy(np.int64)[index] if len(frame) else np.zeros(0, np.int64)
+    frame["noise_std"] = items["noise_std"].to_numpy(np.float32)[index] if len(frame) else np.zeros(0, np.float32)
+
+
+def _place_whole_sequences(
+    items: pd.DataFrame, design: Design, n_sequences: int, order: BaseOrder, reserve: ReserveAllocator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Remove and noise edits (placed first), and every sequence insertions must avoid."""
+    whole = items[items["edit"] != "insert"]
+    columns = {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "item_index": np.int32, "repetition": np.int32}
+    empty = pd.DataFrame({c: np.zeros(0, dtype=t) for c, t in columns.items()})
+    if whole.empty:
+        empty["edit"], empty["reserve_seq"] = "insert", np.zeros(0, np.int64)
+        _noise_columns(empty, items)
+        return empty, np.zeros(0, dtype=np.int64)
+    lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(whole["window_start"], whole["window_end"])]
+    request = placement.WholeSequenceRequest(
+        item_index=whole["item_index"].to_numpy(np.int32),
+        corpus_window=whole["corpus_window"].to_numpy(np.int64),
+        edited=whole["inserted"].to_numpy(bool),
+        window_lo=np.array([w[0] for w in lo_hi], dtype=np.int64),
+        window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64),
+    )
+    frame, blocked = placement.place_whole_sequences(request, order, n_sequences=n_sequences, seq_len=design.run.seq_len)
+    frame["edit"] = items["edit"].to_numpy(object)[frame["item_index"].to_numpy()]
+    frame["reserve_seq"] = np.int64(-1)
+    removed = (frame["edit"] == "remove").to_numpy()
+    rng = derive_rng(design.seed, "reserve", "removal")
+    experiment_of = items["experiment"].to_numpy(object)[frame["item_index"].to_numpy()]
+    for experiment in pd.unique(experiment_of[removed]):
+        rows = np.flatnonzero(removed & (experiment_of == experiment))
+        # a fresh reserve window per removed visit: replacements are i.i.d. with training data and trained once
+        windows = reserve.take("removal replacement", len(rows), rng, experiment=str(experiment), global_seq=frame["global_seq"].to_numpy()[rows])
+        frame.loc[rows, "reserve_seq"] = windows
+    _noise_columns(frame, items)
+    return frame, blocked
+
+
+def _merge_placements(whole: pd.DataFrame, insertions: pd.DataFrame, seq_len: int) -> pd.DataFrame:
+    if whole.empty:
+        return insertions
+    frame = pd.concat([whole[insertions.columns], insertions], ignore_index=True)
+    order = placement._order_by(frame["global_seq"].to_numpy(), frame["offset"].to_numpy(), seq_len + 2)
+    return frame.take(order).reset_index(drop=True)
+
+
+def _inserted_texts(items: pd.DataFrame, payload_tokens: np.ndarray, payload_index: np.ndarray):
+    """Items, tokens and offsets of the items whose text is edited into the run (not corpus windows)."""
+    keep = (items["edit"] == "insert").to_numpy()
+    if keep.all():
+        return items, payload_tokens, payload_index
+    rows = np.flatnonzero(keep)
+    lengths = np.diff(payload_index)[rows]
+    index = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    tokens = np.concatenate([payload_tokens[payload_index[r] : payload_index[r + 1]] for r in rows]) if len(rows) else payload_tokens[:0]
+    return items.iloc[rows].reset_index(drop=True), tokens, index

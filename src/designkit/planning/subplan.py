@@ -159,6 +159,7 @@ def joint_placements(parent: Plan, settings: ContinuationSettings, doses: pd.Ser
     frame["edit"] = "insert"
     frame["reserve_seq"] = np.int64(-1)
     frame["noise_seed"] = np.int64(-1)
+    frame["noise_std"] = np.float32(0)
     frame["experiment"] = items["experiment"].to_numpy()[frame["item_index"].to_numpy()]
     return frame
 
@@ -168,8 +169,8 @@ def check_parent(parent: Plan) -> None:
     edits = set(parent.placements()["edit"].astype(str))
     if edits - {"insert"}:
         raise InputError(parent.path / "placements.parquet", "edit", f"expected insert edits only for interference sub-plans, found {sorted(edits - {'insert'})}")
-    if len(parent.reserved()):
-        raise InputError(parent.path / "reserved.parquet", None, "expected no run-time reserved slots for interference sub-plans")
+    if (parent.reserved()["global_seq"] >= 0).any():
+        raise InputError(parent.path / "reserved.parquet", None, "expected no reserve windows tied to run sequences for interference sub-plans")
 
 
 def write_subplan(
@@ -210,7 +211,7 @@ def write_subplan(
 
     n_sequences = settings.steps * parent.global_batch
     total_tokens = n_sequences * parent.seq_len
-    budget_rows = budget.budget_table(items.assign(footprint=_footprints(parent)), total_tokens)
+    budget_rows = budget.budget_table(items.assign(footprint=_footprints(parent), edited_sequences=0), total_tokens, n_sequences)
     injected = int(budget_rows["tokens"].sum())
     if injected > MAX_SUBRUN_INJECTED_FRACTION * total_tokens:
         raise InputError(None, "share", f"expected at most {MAX_SUBRUN_INJECTED_FRACTION:.0%} of a sub-run injected, run {run.name} injects {injected / total_tokens:.1%} (lower --share)")
@@ -260,6 +261,8 @@ def write_subplan(
         "injected_tokens": injected,
         "injected_fraction": injected / total_tokens,
         "max_injected_fraction": MAX_SUBRUN_INJECTED_FRACTION,
+        "edited_sequences": 0,
+        "edited_sequence_fraction": 0.0,
         "rows": budget_rows.to_dict("records"),
     }
     meta["interference"] = {

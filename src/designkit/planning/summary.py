@@ -33,6 +33,7 @@ def summary_rows(meta: dict[str, Any]) -> list[dict[str, Any]]:
                 "insertions": row["insertions"],
                 "tokens": row["tokens"],
                 "share": f"{row['share_of_run']:.3%}",
+                "sequences": f"{row.get('edited_sequences', 0):,} ({row.get('edited_sequence_share', 0.0):.2%})",
                 "outcome": p["outcome"] if p else ("control" if row["arm"] == exp["control_arm"] else "-"),
                 "MDE": mde or "-",
             }
@@ -53,19 +54,20 @@ def format_summary(meta: dict[str, Any], plan_hash: str) -> str:
     geo = meta["geometry"]
     budget = meta["budget"]
     leak = meta["leakage"]
+    # sequences removed or noised whole get their own column, shown only when a plan has any
+    edited = int(budget.get("edited_sequences", 0))
+    columns = ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share", *(["sequences"] if edited else []), "outcome", "MDE"]
+    headers = ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share of run",
+               *(["sequences removed/noised"] if edited else []), "primary outcome", f"MDE (α={alpha:g}, power {power:g})"]  # fmt: skip
     lines = [
         f"plan {meta['name']}  seed {meta['seed']}  hash {plan_hash[:16]}",
         f"run: {geo['steps']:,} steps × {geo['global_batch']} sequences × {geo['seq_len']} tokens = {geo['total_tokens']:,} tokens"
         f" ({geo['corpus_epochs']:.2f} epochs of the corpus's training region); model ≈ {meta['model']['n_params'] / 1e6:.2f}M parameters",
         "",
-        format_table(
-            summary_rows(meta),
-            ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share", "outcome", "MDE"],
-            ["experiment", "kind", "arm", "dose", "items", "insertions", "tokens", "share of run", "primary outcome",
-             f"MDE (α={alpha:g}, power {power:g})"],
-        ),
+        format_table(summary_rows(meta), columns, headers),
         "",
         f"injected: {budget['injected_tokens']:,} tokens = {budget['injected_fraction']:.2%} of the run (limit {budget['max_injected_fraction']:.2%})",
+        *([f"removed or noised: {edited:,} sequences = {budget['edited_sequence_fraction']:.2%} of the run's sequences"] if edited else []),
         f"leakage ({leak['ngram']}-grams, {leak['corpus_tokens_scanned']:,} corpus tokens scanned): "
         f"{leak['items_in_corpus']} items found in the corpus, {leak['cross_experiment_pairs']} cross-experiment pairs"
         + (f", {leak['items_too_short']} items shorter than the n-gram (not checked)" if leak["items_too_short"] else ""),
