@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
-from conftest import tiny_design
+from tiny_designs import tiny_design
 
 from designkit.analysis import AnalysisOptions
 from designkit.design import design_to_dict, parse_design

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from .harness import copy_tree
 

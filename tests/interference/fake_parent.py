@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 
 def canary_experiments(n: int) -> list[dict]:
