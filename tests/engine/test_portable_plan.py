@@ -56,16 +56,32 @@ def moved(tmp_path_factory, tiny_corpus):
     return root, cluster
 
 
-def test_a_plan_trains_with_its_corpus_copied_elsewhere(moved):
+@pytest.fixture(scope="module")
+def trained(moved):
+    """The moved plan trained with ``--corpus`` pointing at the copy: (root, cluster corpus, exit code)."""
     root, cluster = moved
-    assert Plan.open(root / "plan").meta["corpus"]["path"] == str(root / "laptop-corpus")
     code = designkit_main(["train", str(root / "plan"), "--out", str(root / "run"), "--corpus", str(cluster), "--accelerator", "cpu", "--quiet"])
+    return root, cluster, code
+
+
+def test_a_plan_trains_with_its_corpus_copied_elsewhere(trained):
+    root, cluster, code = trained
+    assert Plan.open(root / "plan").meta["corpus"]["path"] == str(root / "laptop-corpus")
     assert code == 0
     run = RunDir.open(root / "run")
     assert run.meta["corpus_path"] == str(cluster.resolve())
     assert 2 in run.checkpoints() and (root / "run" / "applied.parquet").is_file()
     # scoring and analysis read the plan through the run: they find the corpus where it trained
     assert run.plan().corpus().path == cluster.resolve()
+
+
+def test_a_resume_reads_the_corpus_the_run_recorded(trained):
+    from engine.train import train
+
+    root, cluster, _ = trained
+    summary = train(root / "plan", root / "run", resume=True, accelerator="cpu", show_progress=False)  # no --corpus
+    assert summary.resumed_from == 2
+    assert RunDir.open(root / "run").meta["resumes"][-1]["corpus_path"] == str(cluster.resolve())
 
 
 def test_a_corpus_copy_differing_by_one_token_is_refused(moved, tmp_path, capsys):
@@ -98,10 +114,10 @@ def test_another_corpus_is_refused_by_its_recorded_fingerprint(moved, tmp_path):
         train(root / "plan", tmp_path / "run", corpus=other, accelerator="cpu", show_progress=False)
 
 
-def test_continual_pretraining_weights_are_read_once_for_plan_and_train(moved, tmp_path, monkeypatch):
+def test_continual_pretraining_weights_are_read_once_for_plan_and_train(trained, tmp_path, monkeypatch):
     from engine.model import verify_checkpoint_weights
 
-    root, cluster = moved
+    root, cluster, _ = trained
     source = tmp_path / "source"
     shutil.copytree(root / "run" / "checkpoints" / "step-00000002", source)
     reads = []
