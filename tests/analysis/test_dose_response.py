@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 
-from designkit.analysis import dose_response_table, fit_dose_response, predicted_curve
+from designkit.analysis import DoseResponse, ExperimentSpec, OutcomeSpec, dose_response_table, fit_dose_response
 
 DOSES = (0, 1, 4, 16)
 
@@ -122,23 +122,21 @@ def test_single_dose_gives_a_note_not_an_error():
     assert fit["p"].isna().all() and fit["note"].eq("fewer than 2 distinct doses").all()
 
 
-def test_predicted_curve_inverts_the_link():
-    doses = np.array([0, 1, 4, 16])
-    assert predicted_curve(-1.0, 0.5, doses, "binomial") == pytest.approx(expit(-1 + 0.5 * np.log1p(doses)))
-    assert predicted_curve(2.0, -0.1, doses, "gaussian") == pytest.approx(2 - 0.1 * np.log1p(doses))
-    with pytest.raises(ValueError):
-        predicted_curve(0, 0, doses, "poisson")
-
-
-def test_predicted_curve_recovers_a_fitted_binomial_rate():
+def test_predict_is_the_fitted_glms_own_and_recovers_a_binomial_rate():
     n = 200
     rates = expit(-1.0 + 0.8 * np.log1p(np.array(DOSES, dtype=float)))
     counts = np.round(rates * n).astype(int)
     y = np.concatenate([np.r_[np.ones(c), np.zeros(n - c)] for c in counts])
-    fit = fit_dose_response(item_frame(y, n), "binary", models=("log1p_dose",))
-    curve = predicted_curve(term(fit, "log1p_dose", "Intercept")["estimate"],
-                            term(fit, "log1p_dose", "log1p(dose)")["estimate"], np.array(DOSES), "binomial")
-    assert curve == pytest.approx(counts / n, abs=0.02)
+    frame = item_frame(y, n).assign(experiment="e", outcome="correct")
+    spec = ExperimentSpec(name="e", control_arm=None, outcomes=(OutcomeSpec("correct", "binary", primary=True),))
+    fits = DoseResponse.fit(frame, [spec], models=("log1p_dose",))
+    glm = fits.results("e", "correct")
+    assert glm.predict(np.array([[1.0, np.log1p(4.0)]])) == pytest.approx(fits.predict("e", "correct", [4]))
+    intercept, slope = glm.params
+    assert fits.predict("e", "correct", DOSES) == pytest.approx(expit(intercept + slope * np.log1p(DOSES)))
+    assert fits.predict("e", "correct", DOSES) == pytest.approx(counts / n, abs=0.02)
+    curve = fits.curves(frame, points=5)
+    assert curve["dose"].iloc[[0, -1]].tolist() == pytest.approx([0, max(DOSES)])
 
 
 def test_dose_response_table_covers_each_outcome(two_experiments):

@@ -12,8 +12,8 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from designkit.analysis.report import analyze_run
-from designkit.analysis.report_render import RESULTS_KEYS
-from designkit.analysis.report_tables import EFFECT, PLACEBO_EFFECT, PLACEBO_NULL
+from designkit.analysis.render import RESULTS_KEYS
+from designkit.analysis.results import EFFECT, PLACEBO_EFFECT, PLACEBO_NULL
 
 from .test_report_fabricated_run import make_run, plan_hash, plan_meta, report_plan_dir
 
@@ -32,7 +32,7 @@ def report(plan_dir, tmp_path_factory):
 
 
 def _verdict(report, experiment, arm):
-    v = report.tables.verdicts
+    v = report.results.verdicts
     return v[(v["experiment"] == experiment) & (v["arm"] == arm)].iloc[0]
 
 
@@ -51,11 +51,11 @@ def test_report_finds_the_planted_effects(report):
     for arm in ("early", "late"):
         v = _verdict(report, "canary", arm)
         assert v["verdict"] == EFFECT and v["estimate"] < 0  # loss falls
-    fits = report.tables.dose_response
+    fits = report.results.dose_response.table
     slope = fits[(fits["experiment"] == "bench") & (fits["outcome"] == "margin") & (fits["term"] == "log1p(dose)")]
     assert slope["estimate"].iloc[0] > 0 and slope["p"].iloc[0] < 0.05
     assert set(fits["experiment"]) == {"bench"}  # only bench has two doses besides control
-    curve = report.tables.dose_curves
+    curve = report.results.dose_response.curves(report.results.frame)
     assert not curve.empty and set(curve["experiment"]) == {"bench"}
 
 
@@ -63,11 +63,11 @@ def test_placebo_null_is_not_flagged_and_tost_shows_equivalence(report):
     v = _verdict(report, "placebo", "x3")
     assert v["verdict"] == PLACEBO_NULL and not v["red_flag"] and v["equivalent"]
     assert report.red_flags == []
-    eq = report.tables.equivalence
+    eq = report.results.equivalence
     assert set(eq["experiment"]) == {"placebo"}
     primary = eq[eq["primary"]].iloc[0]
     assert primary["equivalent"] and primary["margin_low"] < 0 < primary["margin_high"]
-    info = next(e for e in report.results["experiments"] if e["name"] == "placebo")
+    info = next(e for e in report.document["experiments"] if e["name"] == "placebo")
     assert info["verdict"] == PLACEBO_NULL and info["equivalent"] is True
 
 
@@ -101,7 +101,7 @@ def test_confirmatory_family_is_holm_over_primary_outcomes_at_the_final_step(rep
 
 
 def test_achieved_mde_sits_next_to_the_planned_one(report, plan_dir):
-    power = report.tables.power
+    power = report.results.power
     planned = {(r["experiment"], r["arm"]): r["mde_effect_size"] for r in plan_meta(plan_dir)["power"]}
     primary = power.dropna(subset=["planned_mde_effect_size"])
     assert {(r.experiment, r.arm) for r in primary.itertuples()} == set(planned)
@@ -112,9 +112,9 @@ def test_achieved_mde_sits_next_to_the_planned_one(report, plan_dir):
 
 def test_report_writes_every_file(report):
     written = {p.name for p in report.path.iterdir()}
-    figures = [f["file"] for f in report.results["figures"]]
+    figures = [f["file"] for f in report.document["figures"]]
     assert {"results.json", "effects.parquet", "report.md", "report.html"} <= written
-    assert set(figures) <= written and set(report.results["files"]) == written
+    assert set(figures) <= written and set(report.document["files"]) == written
     for name in ("dose_response_bench.png", "effects_over_training_canary.png", "forest.png", "training_loss.png"):
         assert name in figures
         assert (report.path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,7 +123,7 @@ def test_report_writes_every_file(report):
 
 def test_report_html_is_self_contained(report):
     page = (report.path / "report.html").read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == len(report.results["figures"])
+    assert page.count("data:image/png;base64,") == len(report.document["figures"])
     links = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]*)""", page, flags=re.IGNORECASE)
     assert links and all(link.startswith("data:") for link in links)
     assert "http" not in page.lower()
@@ -152,7 +152,7 @@ def test_effects_parquet_is_the_effects_frame(report):
 
 
 def test_summaries_state_the_numbers_and_phrase_the_placebo_as_a_check(report):
-    summaries = {e["name"]: e["summary"] for e in report.results["experiments"]}
+    summaries = {e["name"]: e["summary"] for e in report.document["experiments"]}
     assert "Inserting each question 6 times" in summaries["bench"]
     assert "raised margin" in summaries["bench"] and "Holm-adjusted p" in summaries["bench"]
     assert "lowered loss" in summaries["canary"] and "inserted later" in summaries["canary"]
@@ -162,7 +162,7 @@ def test_summaries_state_the_numbers_and_phrase_the_placebo_as_a_check(report):
 
 def test_markdown_report_links_its_figures_and_names_the_plan(report, plan_dir):
     text = (report.path / "report.md").read_text(encoding="utf-8")
-    for figure in report.results["figures"]:
+    for figure in report.document["figures"]:
         assert f"]({figure['file']})" in text
     assert "## Run and plan identity" in text and plan_hash(plan_dir) in text
 
@@ -176,38 +176,35 @@ def test_console_summary_lists_every_confirmatory_effect(report):
 
 
 def test_a_placebo_effect_is_a_red_flag(plan_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("designkit.analysis.report.render_figures", lambda tables: [])
+    monkeypatch.setattr("designkit.analysis.report.render_figures", lambda results: [])
     report = analyze_run(make_run(tmp_path / "run", plan_dir, placebo_shift=3.0), tmp_path / "report")
     v = _verdict(report, "placebo", "x3")
     assert v["verdict"] == PLACEBO_EFFECT and v["red_flag"]
     assert report.red_flags and "placebo" in report.red_flags[0]
-    summary = next(e["summary"] for e in report.results["experiments"] if e["name"] == "placebo")
+    summary = next(e["summary"] for e in report.document["experiments"] if e["name"] == "placebo")
     assert summary.count("RED FLAG") == 1 and "pipeline" in summary
     assert "RED FLAG" in report.console_summary()
     assert 'class="flag"' in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
 
 
 def test_an_experiment_without_control_arm_and_a_run_without_metrics_still_render(report, plan_dir):
-    from designkit.analysis.report_render import html_report, markdown_report, results_document
-    from designkit.analysis.report_tables import NO_CONTROL, compute_tables
-    from designkit.analysis.summary_text import experiment_paragraphs
+    from designkit.analysis.render import render, results_document
+    from designkit.analysis.results import NO_CONTROL, compute
 
     meta = plan_meta(plan_dir)
     meta["experiments"][0]["control_arm"] = None  # bench: nothing to compare against
-    base = report.tables
+    base = report.results
     scores = pd.concat([pd.read_parquet(p) for p in sorted((report.path.parent / "run" / "scores").glob("*.parquet"))])
-    tables = compute_tables(meta, pd.read_parquet(plan_dir / "items.parquet"), scores, base.metrics.iloc[:0],
-                            base.applied, base.identity, base.checkpoint_steps)
-    assert not (tables.effects["experiment"] == "bench").any()
-    paragraphs = experiment_paragraphs(tables)
-    assert tables.experiments[0]["verdict"] == NO_CONTROL and "no control arm" in paragraphs["bench"]
-    assert "bench" in markdown_report(tables, paragraphs, []) and "<html" in html_report(tables, paragraphs, [])
-    _strict_json(json.dumps(results_document(tables, paragraphs, []), allow_nan=False))
+    results = compute(meta, pd.read_parquet(plan_dir / "items.parquet"), scores, base.metrics.iloc[:0],
+                      base.applied, base.identity, base.checkpoint_steps)
+    assert not (results.effects["experiment"] == "bench").any()
+    assert results.experiments[0]["verdict"] == NO_CONTROL and "no control arm" in results.paragraphs["bench"]
+    assert "bench" in render("report.md", results, []) and "<html" in render("report.html", results, [])
+    _strict_json(json.dumps(results_document(results, []), allow_nan=False))
 
 
 def test_a_degenerate_outcome_does_not_sink_the_dose_response_table():
-    from designkit.analysis import ArmSpec, ExperimentSpec, OutcomeSpec
-    from designkit.analysis.report_tables import _dose_response
+    from designkit.analysis import ArmSpec, DoseResponse, ExperimentSpec, OutcomeSpec
 
     arms = {"control": 0, "x1": 1, "x4": 4}
     rows = [{"experiment": "e", "arm": arm, "dose": dose, "inserted": dose > 0, "item_index": 10 * dose + i,
@@ -217,8 +214,69 @@ def test_a_degenerate_outcome_does_not_sink_the_dose_response_table():
     spec = ExperimentSpec(name="e", control_arm="control",
                           outcomes=(OutcomeSpec("moves", "continuous", primary=True), OutcomeSpec("flat", "continuous")),
                           arms=tuple(ArmSpec(a, d, d > 0) for a, d in arms.items()))
-    table = _dose_response(pd.DataFrame(rows), [spec], alpha=0.05)
+    table = DoseResponse.fit(pd.DataFrame(rows), [spec], alpha=0.05).table
     moves = table[(table["outcome"] == "moves") & (table["term"] == "log1p(dose)")]
     assert moves["estimate"].iloc[0] > 0 and moves["note"].iloc[0] == ""
     flat = table[table["outcome"] == "flat"]
     assert flat["estimate"].isna().all() or flat["note"].astype(bool).all()
+
+
+def test_load_gives_the_results_the_report_was_rendered_from(report):
+    import designkit.analysis
+
+    results = designkit.analysis.load(report.path.parent / "run")
+    pd.testing.assert_frame_equal(results.effects, report.effects)
+    assert results.summary().splitlines()[0].startswith("report-test: 3 experiment(s)")
+
+
+def test_conf_int_at_another_alpha_reruns_the_estimators(report):
+    results = report.results
+    at_95 = results.conf_int()
+    pd.testing.assert_frame_equal(at_95[["ci_low", "ci_high"]], results.effects[["ci_low", "ci_high"]].reset_index(drop=True))
+    at_99 = results.conf_int(0.01)
+    assert list(at_99["experiment"]) == list(at_95["experiment"]) and list(at_99["arm"]) == list(at_95["arm"])
+    finite = at_95["ci_low"].notna() & (at_95["ci_high"] > at_95["ci_low"])
+    assert finite.sum() > 10
+    assert (at_99.loc[finite, "ci_low"] < at_95.loc[finite, "ci_low"]).all()
+    assert (at_99.loc[finite, "ci_high"] > at_95.loc[finite, "ci_high"]).all()
+    np.testing.assert_allclose(at_99["estimate"], at_95["estimate"])
+
+
+def test_plots_are_matplotlib_figures(report):
+    from matplotlib.figure import Figure
+
+    results = report.results
+    for fig in (results.plot_dose_response("bench"), results.plot_effects_over_training("canary"),
+                results.plot_forest(), results.plot_loss()):
+        assert isinstance(fig, Figure) and fig.axes
+
+
+def test_one_table_renderer_aligns_columns_by_dtype_in_both_formats(report):
+    from designkit.analysis.render import table_view
+
+    view = table_view(pd.DataFrame({"name": ["a"], "n": [3], "x": [0.5], "flag": [True], "p": [float("nan")]}),
+                      ["name", "n", "x", "flag", "p"])
+    assert view.numeric == [False, True, True, False, True] and view.rows == [["a", "3", "0.500", "yes", "n/a"]]
+    markdown = (report.path / "report.md").read_text(encoding="utf-8")
+    assert "| experiment | arm | dose | outcome | estimate | 95% CI | p_adj | verdict |\n|---|---|---:|---|---:|---:|---:|---|" in markdown
+    page = (report.path / "report.html").read_text(encoding="utf-8")
+    assert '<td class="num">x2</td>' not in page and '<td>x2</td>' in page and '<td class="num">2</td>' in page
+
+
+def test_report_strings_follow_the_designs_alpha_and_adjustment(report, plan_dir):
+    from designkit.analysis.render import render
+    from designkit.analysis.results import compute
+
+    meta = plan_meta(plan_dir)
+    meta["design"]["analysis"].update(alpha=0.01, multiplicity="fdr_bh")
+    base = report.results
+    results = compute(meta, pd.read_parquet(plan_dir / "items.parquet"), _scores(report),
+                      base.metrics, base.applied, base.identity, base.checkpoint_steps)
+    text = render("report.md", results, [])
+    assert "99% CI" in text and "95% CI" not in text
+    assert "BH-adjusted (FDR) p" in results.paragraphs["bench"] and "Holm" not in " ".join(results.paragraphs.values())
+    assert (results.effects["alpha"] == 0.01).all()
+
+
+def _scores(report) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted((report.path.parent / "run" / "scores").glob("*.parquet"))])

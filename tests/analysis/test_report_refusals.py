@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from designkit.analysis.report import analyze_run
-from designkit.analysis.report_tables import check_applied
+from designkit.analysis.applied_check import check_applied
 from designkit.cli import main
 from designkit.errors import InputError
 
@@ -30,7 +30,7 @@ def plan_dir(tiny_corpus, tmp_path_factory):
 @pytest.fixture
 def no_figures(monkeypatch):
     """Figures cost seconds and are not what these tests are about."""
-    monkeypatch.setattr("designkit.analysis.report.render_figures", lambda tables: [])
+    monkeypatch.setattr("designkit.analysis.report.render_figures", lambda results: [])
 
 
 def _refused(run_dir: Path, out: Path, **kwargs) -> InputError:
@@ -135,7 +135,7 @@ def test_refuses_an_applied_log_that_differs_from_the_plan(plan_dir, tmp_path):
 def test_an_applied_log_disagreement_can_be_reported_for_debugging(plan_dir, tmp_path, no_figures):
     run = make_run(tmp_path / "run", plan_dir, applied_drop=1)
     report = analyze_run(run, tmp_path / "report", allow_applied_mismatch=True)
-    applied = report.results["identity"]["applied_log"]
+    applied = report.document["identity"]["applied_log"]
     assert applied["agrees"] is False and applied["missing"] == 1 and applied["applied"] == applied["planned"] - 1
     assert report.red_flags[0].startswith("applied log differs from the plan")
     page = (report.path / "report.html").read_text(encoding="utf-8")

@@ -1,6 +1,14 @@
 """Statistics of the run: treated-vs-control effects, dose-response, equivalence, power.
 
-Imports numpy, pandas, scipy and statsmodels only (no torch, no matplotlib). Typical chain:
+Imports numpy, pandas, scipy and statsmodels only (no torch; matplotlib only to plot).
+From a notebook:
+
+    import designkit.analysis as dka
+    results = dka.load("runs/demo")          # checks the run against its plan, estimates everything
+    results.effects                          # tidy frame; results.conf_int(0.01), results.summary()
+    results.dose_response.predict("bench", "correct", [0, 4, 16]); results.plot_forest()
+
+The chain underneath:
 
     frame = long_outcome_frame(items, scores, specs)
     effects = adjust(effects_table(frame, specs, AnalysisOptions(alpha=0.05)), method="holm")
@@ -10,10 +18,11 @@ the built-ins are `newcombe`, `welch`, `bootstrap` (`two_sample`) and `ks_normal
 """
 
 from designkit.analysis.dose_response import (
+    DoseResponse,
     DoseTerm,
     dose_response_table,
     fit_dose_response,
-    predicted_curve,
+    fit_dose_response_models,
 )
 from designkit.analysis.effects import (
     Comparison,
@@ -48,6 +57,7 @@ from designkit.analysis.over_training import (
     window_pairs,
 )
 from designkit.analysis.power_check import AchievedMde, achieved_mde_table
+from designkit.analysis.results import RunResults, load
 from designkit.analysis.tidy import to_frame
 from designkit.analysis.two_sample import Bootstrap, Newcombe, TwoSampleEstimator, Welch
 from designkit.planning.power import minimal_detectable_effect, proportion_difference_from_h
@@ -59,6 +69,7 @@ __all__ = [
     "ArmSpec",
     "Bootstrap",
     "Comparison",
+    "DoseResponse",
     "DoseTerm",
     "Effect",
     "Equivalence",
@@ -70,6 +81,7 @@ __all__ = [
     "OutcomeSpec",
     "ReportSection",
     "TwoSampleEstimator",
+    "RunResults",
     "Welch",
     "achieved_mde_table",
     "adjust",
@@ -86,9 +98,10 @@ __all__ = [
     "estimator_class",
     "estimator_for",
     "fit_dose_response",
+    "fit_dose_response_models",
+    "load",
     "long_outcome_frame",
     "minimal_detectable_effect",
-    "predicted_curve",
     "proportion_difference_from_h",
     "register_estimator",
     "to_frame",

@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 from statsmodels.genmod import families as glm_families
 from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
@@ -69,7 +69,12 @@ class DoseTerm:
     note: str = ""
 
 
-def fit_dose_response(
+def fit_dose_response(frame: pd.DataFrame, outcome_type: str, **options: Any) -> pd.DataFrame:
+    """The tidy terms of `fit_dose_response_models` (one row per `DoseTerm`)."""
+    return fit_dose_response_models(frame, outcome_type, **options)[0]
+
+
+def fit_dose_response_models(
     frame: pd.DataFrame,
     outcome_type: str,
     *,
@@ -78,15 +83,15 @@ def fit_dose_response(
     steps: Sequence[int] | None = None,
     alpha: float = 0.05,
     models: Sequence[str] = MODELS,
-) -> pd.DataFrame:
-    """Fit the dose-response GLMs of one experiment's outcome; one row per `DoseTerm`.
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit the dose-response GLMs of one experiment's outcome: (terms, {model: GLM results}).
 
     `frame` has one row per item and step with columns `dose, item_index, step, value`
     (the long outcome frame restricted to one experiment and outcome). `steps=None` uses
     the last step only; pass several steps to pool checkpoints. Step fixed-effect terms are
     not returned. With perfect separation (e.g. every treated item correct, every control
     item wrong) the Wald statistics are meaningless, so se, CI and p are NaN and `note`
-    says so.
+    says so. The fitted statsmodels results are returned as they are (`predict` works).
     """
     if outcome_type not in ("binary", "continuous"):
         raise ValueError(f"expected outcome_type 'binary' or 'continuous', got {outcome_type!r}")
@@ -101,50 +106,89 @@ def fit_dose_response(
                   n_clusters=int(data["item"].nunique()), n_steps=int(data["step"].nunique()),
                   glm_family=glm_family, cov_type="cluster", alpha=alpha)
     terms: list[DoseTerm] = []
+    fits: dict[str, Any] = {}
     for model in models:
         if data["dose"].nunique() < 2:
             terms.append(DoseTerm(model=model, term=SLOPE_TERM if model == SLOPE_MODEL else "dose",
                                   **_nan_stats(), **labels, note="fewer than 2 distinct doses"))
             continue
-        terms.extend(_fit_one(data, model, labels))
-    return to_frame(terms, DoseTerm)
+        model_terms, fits[model] = _fit_one(data, model, labels)
+        terms.extend(model_terms)
+    return to_frame(terms, DoseTerm), fits
 
 
-def dose_response_table(
-    frame: pd.DataFrame,
-    experiments: Sequence[ExperimentSpec],
-    *,
-    steps: Sequence[int] | None = None,
-    alpha: float = 0.05,
-    models: Sequence[str] = MODELS,
-) -> pd.DataFrame:
+def dose_response_table(frame: pd.DataFrame, experiments: Sequence[ExperimentSpec], **options: Any) -> pd.DataFrame:
     """`fit_dose_response` for every experiment and outcome with at least 2 scored doses."""
-    parts = []
-    for spec in experiments:
-        rows = frame[frame["experiment"] == spec.name]
-        if rows["dose"].nunique() < 2:
-            continue
-        for outcome in spec.outcomes:
-            of_outcome = rows[rows["outcome"] == outcome.name]
-            if of_outcome.empty:
+    return DoseResponse.fit(frame, experiments, **options).table
+
+
+@dataclass(frozen=True, eq=False)
+class DoseResponse:
+    """The dose-response fits of a run: tidy terms plus the fitted statsmodels GLM results."""
+
+    table: pd.DataFrame
+    """One row per `DoseTerm` of every fit."""
+    fits: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
+    """(experiment, outcome, model) -> statsmodels `GLMResults` (`predict`, `summary()`, ...)."""
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, experiments: Sequence[ExperimentSpec], *, steps: Sequence[int] | None = None,
+            alpha: float = 0.05, models: Sequence[str] = MODELS) -> DoseResponse:
+        """Fit every outcome of every experiment with at least 2 scored doses, one outcome at a time.
+
+        statsmodels' GLM raises (rather than warns) on some degenerate outcomes, e.g. a
+        continuous outcome with no variation at all; that outcome gets a NaN row with a note
+        instead of sinking the others.
+        """
+        parts, fits = [], {}
+        for spec in experiments:
+            rows = frame[frame["experiment"] == spec.name]
+            if rows["dose"].nunique() < 2:
                 continue
-            parts.append(fit_dose_response(of_outcome, outcome.type, experiment=spec.name,
-                                           outcome=outcome.name, steps=steps, alpha=alpha,
-                                           models=models))
-    return pd.concat(parts, ignore_index=True) if parts else to_frame([], DoseTerm)
+            for outcome in spec.outcomes:
+                of_outcome = rows[rows["outcome"] == outcome.name]
+                if of_outcome.empty:
+                    continue
+                try:
+                    table, fitted = fit_dose_response_models(of_outcome, outcome.type, experiment=spec.name,
+                                                             outcome=outcome.name, steps=steps, alpha=alpha, models=models)
+                except (ValueError, np.linalg.LinAlgError) as exc:
+                    family = "binomial" if outcome.type == "binary" else "gaussian"
+                    note = f"GLM could not be fit: {exc}".replace("\n", " ")
+                    table, fitted = to_frame([DoseTerm(
+                        experiment=spec.name, outcome=outcome.name, model=SLOPE_MODEL, term=SLOPE_TERM, **_nan_stats(),
+                        n_obs=0, n_clusters=0, n_steps=0, glm_family=family, cov_type="cluster", alpha=alpha,
+                        note=note)], DoseTerm), {}
+                parts.append(table)
+                fits.update({(spec.name, outcome.name, model): fit for model, fit in fitted.items()})
+        return cls(pd.concat(parts, ignore_index=True) if parts else to_frame([], DoseTerm), fits)
 
+    def results(self, experiment: str, outcome: str, model: str = SLOPE_MODEL) -> Any:
+        """The fitted statsmodels results of one model."""
+        return self.fits[(experiment, outcome, model)]
 
-def predicted_curve(intercept: float, slope: float, doses: np.ndarray, glm_family: str) -> np.ndarray:
-    """Mean outcome the `log1p_dose` model predicts at `doses` (at the reference step).
+    def predict(self, experiment: str, outcome: str, doses: Sequence[float]) -> np.ndarray:
+        """Mean outcome the `log1p_dose` GLM predicts at `doses` at the last pooled step (a rate
+        for binary outcomes), through the fitted results' own `predict`."""
+        fit = self.results(experiment, outcome, SLOPE_MODEL)
+        doses = np.asarray(doses, dtype=float)
+        exog = pd.DataFrame(0.0, index=np.arange(doses.size), columns=fit.model.exog_names)
+        exog[INTERCEPT_TERM] = 1.0
+        exog[SLOPE_TERM] = np.log1p(doses)
+        return np.asarray(fit.predict(exog), dtype=float)
 
-    Binomial: expit(intercept + slope * log1p(dose)), a rate; gaussian: the linear predictor.
-    """
-    eta = intercept + slope * np.log1p(np.asarray(doses, dtype=float))
-    if glm_family == "binomial":
-        return expit(eta)
-    if glm_family == "gaussian":
-        return eta
-    raise ValueError(f"expected glm_family 'binomial' or 'gaussian', got {glm_family!r}")
+    def curves(self, frame: pd.DataFrame, points: int = 60) -> pd.DataFrame:
+        """The `log1p_dose` fit's predicted mean from dose 0 to the largest dose, per usable fit."""
+        parts = []
+        slopes = self.table[self.table["model"] == SLOPE_MODEL]
+        for (experiment, outcome), rows in slopes.groupby(["experiment", "outcome"], sort=False):
+            if rows["note"].astype(bool).any() or (experiment, outcome, SLOPE_MODEL) not in self.fits:
+                continue
+            max_dose = float(frame.loc[frame["experiment"] == experiment, "dose"].max())
+            doses = np.expm1(np.linspace(0.0, math.log1p(max_dose), points))
+            parts.append(pd.DataFrame({"experiment": experiment, "outcome": outcome, "dose": doses,
+                                       "predicted": self.predict(experiment, outcome, doses)}))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["experiment", "outcome", "dose", "predicted"])
 
 
 def _model_frame(frame: pd.DataFrame, steps: Sequence[int] | None) -> pd.DataFrame:
@@ -165,7 +209,7 @@ def _model_frame(frame: pd.DataFrame, steps: Sequence[int] | None) -> pd.DataFra
     })
 
 
-def _fit_one(data: pd.DataFrame, model: str, labels: dict) -> list[DoseTerm]:
+def _fit_one(data: pd.DataFrame, model: str, labels: dict) -> tuple[list[DoseTerm], Any]:
     design = _design_matrix(data, model)
     family = glm_families.Binomial() if labels["glm_family"] == "binomial" else glm_families.Gaussian()
     groups = pd.factorize(data["item"])[0]
@@ -185,14 +229,14 @@ def _fit_one(data: pd.DataFrame, model: str, labels: dict) -> list[DoseTerm]:
         if note:
             stats.update(se=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan)
         terms.append(DoseTerm(model=model, term=name, **stats, **labels, note=note))
-    return terms
+    return terms, result
 
 
 def _design_matrix(data: pd.DataFrame, model: str) -> pd.DataFrame:
     """Intercept, the dose term(s), and step indicators; columns are the tidy term names.
 
     Categorical doses use treatment coding against the lowest dose; steps against the last
-    step, so the intercept (and `predicted_curve`) refers to the final checkpoint.
+    step, so the intercept (and `DoseResponse.predict`) refers to the final checkpoint.
     """
     columns: dict[str, np.ndarray] = {INTERCEPT_TERM: np.ones(len(data))}
     dose = data["dose"].to_numpy()

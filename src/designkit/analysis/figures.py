@@ -1,8 +1,8 @@
-"""The report's figures, drawn from `ReportTables` frames as PNG bytes.
+"""The report's figures, drawn from a `RunResults` (`RunResults.plot_*` returns them).
 
 Matplotlib is imported inside the functions (the analysis package imports without it) and
 used through `Figure` + the Agg canvas directly, never pyplot: no global backend state,
-no GUI, nothing left open. Each function draws only; every number comes from the tables.
+no GUI, nothing left open. Each function draws only; every number comes from the results.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from designkit.analysis.effects import CONFIRMATORY, VS_CONTROL
 from designkit.analysis.over_training import WINDOW_CONTRAST
-from designkit.analysis.report_tables import ReportTables
+from designkit.analysis.results import RunResults
 
 DPI = 100
 INSERTED_COLOR = "#1f77b4"
@@ -41,54 +40,49 @@ class FigureFile:
     """The experiment it belongs to, or None for run-wide figures."""
 
 
-def render_figures(tables: ReportTables) -> list[FigureFile]:
-    """Every figure of the report, in reading order: per experiment, then forest, then loss."""
+def render_figures(results: RunResults) -> list[FigureFile]:
+    """Every figure of the report, in reading order: per experiment, then forest, loss, estimators' own."""
     figures = []
-    level = f"{100 * (1 - tables.settings.alpha):g}%"
-    for info in tables.experiments:
+    level = results.options.ci_label
+    final_step = max(results.checkpoint_steps) if results.checkpoint_steps else None
+    for info in results.experiments:
         name = info["name"]
-        outcomes = [o["name"] for o in sorted(info["outcomes"], key=lambda o: not o["primary"])]
-        final_step = max(tables.checkpoint_steps) if tables.checkpoint_steps else None
-        means = tables.arm_means[(tables.arm_means["experiment"] == name) & (tables.arm_means["step"] == final_step)]
-        if len(means):
-            curves = tables.dose_curves[tables.dose_curves["experiment"] == name]
+        if ((results.arm_means["experiment"] == name) & (results.arm_means["step"] == final_step)).any():
             figures.append(FigureFile(
-                name=f"dose_response_{name}.png",
-                title=f"{name}: outcome by dose",
-                caption=(f"Mean outcome of each arm at step {final_step} with its {level} CI (hollow: never inserted); "
-                         "doses are evenly spaced; the line is the log(1 + dose) GLM fit where the experiment has two or more doses."),
-                png=dose_response_figure(means, curves, outcomes, title=f"{name} · step {final_step}"),
-                experiment=name,
-            ))
-        effects = tables.effects
-        over = effects[(effects["experiment"] == name) & (effects["comparison"] == VS_CONTROL)] if len(effects) else effects
-        if len(over):
+                f"dose_response_{name}.png", f"{name}: outcome by dose",
+                f"Mean outcome of each arm at step {final_step} with its {level} (hollow: never inserted); doses are "
+                "evenly spaced; the line is the log(1 + dose) GLM fit where the experiment has two or more doses.",
+                _png(dose_response_figure(results, name)), name))
+        if len(_vs_control(results.effects, name)):
             figures.append(FigureFile(
-                name=f"effects_over_training_{name}.png",
-                title=f"{name}: effect over training",
-                caption=(f"Treated minus control at every checkpoint with its {level} CI band; step 0 is the untrained "
-                         "model, where arms differ only by chance."),
-                png=effects_over_training_figure(over, outcomes, title=name),
-                experiment=name,
-            ))
-    if len(tables.effects):
+                f"effects_over_training_{name}.png", f"{name}: effect over training",
+                f"Treated minus control at every checkpoint with its {level} band; step 0 is the untrained model, where "
+                "arms differ only by chance.", _png(effects_over_training_figure(results, name)), name))
+    if len(results.effects):
         figures.append(FigureFile(
-            name="forest.png",
-            title="Forest plot of every effect at the final checkpoint",
-            caption=(f"Estimates with {level} CIs in each outcome's own units. Black: confirmatory (primary outcome; "
-                     "red: a placebo arm flagged); grey: exploratory. Right: multiplicity-adjusted p."),
-            png=forest_figure(tables.effects, [i["name"] for i in tables.experiments],
-                              red_flags={(v.experiment, v.arm) for v in tables.verdicts.itertuples() if v.red_flag}),
-        ))
-    if len(tables.metrics):
+            "forest.png", "Forest plot of every effect at the final checkpoint",
+            f"Estimates with {level}s in each outcome's own units. Black: confirmatory (primary outcome; red: a placebo "
+            "arm flagged); grey: exploratory. Right: multiplicity-adjusted p.", _png(forest_figure(results))))
+    if len(results.metrics):
         figures.append(FigureFile(
-            name="training_loss.png",
-            title="Training loss",
-            caption="Mean training loss per logging window; orange: share of trained tokens that were injected payload; "
-                    "dotted lines: checkpoints.",
-            png=loss_figure(tables.metrics, tables.checkpoint_steps),
-        ))
+            "training_loss.png", "Training loss",
+            "Mean training loss per logging window; orange: share of trained tokens that were injected payload; "
+            "dotted lines: checkpoints.", _png(loss_figure(results.metrics, results.checkpoint_steps))))
+    for name, estimator in results.estimators.items():
+        rows = results.effects[results.effects["estimator"] == name] if len(results.effects) else results.effects
+        if len(rows):
+            figures += estimator.figures(rows, results.frame, results.options)
     return figures
+
+
+def _vs_control(effects: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    return effects[(effects["experiment"] == experiment) & (effects["comparison"] == VS_CONTROL)] if len(effects) else effects
+
+
+def _outcomes(results: RunResults, experiment: str) -> list[str]:
+    """The experiment's outcomes, primary first."""
+    spec = next(s for s in results.specs if s.name == experiment)
+    return [o.name for o in sorted(spec.outcomes, key=lambda o: not o.primary)]
 
 
 def _figure(width: float, height: float):
@@ -123,9 +117,14 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def dose_response_figure(means: pd.DataFrame, curves: pd.DataFrame, outcomes: Sequence[str], title: str = "") -> bytes:
-    """Panels per outcome: arm mean ± CI against log(1 + dose), with the GLM curve if given."""
-    outcomes = [o for o in outcomes if (means["outcome"] == o).any()]
+def dose_response_figure(results: RunResults, experiment: str):
+    """Panels per outcome: arm mean ± CI at the final step against log(1 + dose), with the GLM curve."""
+    step = max(results.checkpoint_steps)
+    means = results.arm_means[(results.arm_means["experiment"] == experiment) & (results.arm_means["step"] == step)]
+    curves = results.dose_response.curves(results.frame)
+    curves = curves[curves["experiment"] == experiment]
+    title = f"{experiment} · step {step}"
+    outcomes = [o for o in _outcomes(results, experiment) if (means["outcome"] == o).any()]
     rows, cols = _grid(len(outcomes))
     fig = _figure(3.6 * cols, 3.0 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
@@ -158,7 +157,7 @@ def dose_response_figure(means: pd.DataFrame, curves: pd.DataFrame, outcomes: Se
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _png(fig)
+    return fig
 
 
 def _dose_position(dose: np.ndarray, doses: np.ndarray) -> np.ndarray:
@@ -166,9 +165,10 @@ def _dose_position(dose: np.ndarray, doses: np.ndarray) -> np.ndarray:
     return np.interp(np.log1p(dose), np.log1p(doses), np.arange(len(doses), dtype=float))
 
 
-def effects_over_training_figure(effects: pd.DataFrame, outcomes: Sequence[str], title: str = "") -> bytes:
+def effects_over_training_figure(results: RunResults, experiment: str):
     """Panels per outcome: treated - control against step, one line and CI band per arm."""
-    outcomes = [o for o in outcomes if (effects["outcome"] == o).any()]
+    effects, title = _vs_control(results.effects, experiment), experiment
+    outcomes = [o for o in _outcomes(results, experiment) if (effects["outcome"] == o).any()]
     rows, cols = _grid(len(outcomes))
     fig = _figure(3.6 * cols, 2.8 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
@@ -198,15 +198,17 @@ def effects_over_training_figure(effects: pd.DataFrame, outcomes: Sequence[str],
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _png(fig)
+    return fig
 
 
-def forest_figure(effects: pd.DataFrame, experiments: Sequence[str], red_flags: set[tuple[str, str]] = frozenset()) -> bytes:
+def forest_figure(results: RunResults):
     """Every effect at each experiment's final step, grouped by experiment and outcome.
 
     Outcomes have different units, so each (experiment, outcome) group gets its own x axis.
     Groups holding confirmatory effects come first.
     """
+    effects, experiments = results.effects, [i["name"] for i in results.experiments]
+    red_flags = {(v.experiment, v.arm) for v in results.verdicts.itertuples() if v.red_flag}
     final = effects[effects["step"] == effects.groupby("experiment")["step"].transform("max")]
     order = {name: i for i, name in enumerate(experiments)}
     groups = []
@@ -242,10 +244,10 @@ def forest_figure(effects: pd.DataFrame, experiments: Sequence[str], red_flags: 
         kind = "primary" if (group["family"] == CONFIRMATORY).any() else "exploratory"
         ax.set_title(f"{experiment} · {outcome} ({kind}, step {int(group['step'].iloc[0])})", fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def loss_figure(metrics: pd.DataFrame, checkpoint_steps: Sequence[int] = ()) -> bytes:
+def loss_figure(metrics: pd.DataFrame, checkpoint_steps: Sequence[int] = ()):
     """Training loss against step, the injected-token share on a second axis, checkpoints dotted."""
     fig = _figure(7.0, 3.2)
     ax = fig.subplots()
@@ -263,19 +265,13 @@ def loss_figure(metrics: pd.DataFrame, checkpoint_steps: Sequence[int] = ()) -> 
         share.tick_params(axis="y", colors="#ff7f0e")
         share.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def figure_index(figures: Sequence[FigureFile]) -> list[dict[str, Any]]:
-    """The figures as JSON-ready rows (no bytes)."""
-    return [{"file": f.name, "title": f.title, "caption": f.caption, "experiment": f.experiment} for f in figures]
+    return fig
 
 
 __all__ = [
     "FigureFile",
     "dose_response_figure",
     "effects_over_training_figure",
-    "figure_index",
     "forest_figure",
     "loss_figure",
     "render_figures",

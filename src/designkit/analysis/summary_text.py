@@ -1,7 +1,7 @@
-"""Plain-language paragraphs about each experiment, written from the report's tidy tables.
+"""Plain-language paragraphs about each experiment, written from the report's tidy results.
 
-Every number in a paragraph comes from `ReportTables`; nothing is estimated here. The
-wording follows the verdicts of `report_tables`: a non-significant result is phrased as
+Every number in a paragraph comes from `RunResults`; nothing is estimated here. The
+wording follows the verdicts of `results`: a non-significant result is phrased as
 "no detectable change" together with the smallest effect the test could detect (absence
 of evidence is not evidence of absence), and a placebo (A/A) arm, never inserted, is
 phrased as a check of the pipeline rather than as an experiment with an outcome.
@@ -18,55 +18,18 @@ import pandas as pd
 from designkit.analysis.dose_response import SLOPE_MODEL, SLOPE_TERM
 from designkit.analysis.effects import VS_CONTROL
 from designkit.analysis.over_training import WINDOW_CONTRAST
-from designkit.analysis.report_tables import (
+from designkit.analysis.render import format_ci, format_effect, format_number, format_p
+from designkit.analysis.results import (
     EFFECT_OPPOSITE,
     NO_CONTROL,
     NO_EFFECT,
     NOT_SCORED,
     NOT_TESTABLE,
     PLACEBO_EFFECT,
-    ReportTables,
+    RunResults,
 )
 
-from designkit.analysis.options import ADJUSTMENT_NAMES
-
-EFFECT_SIZE_SYMBOLS = {"cohen_d": "d", "cohen_h": "h"}
-
-
-def format_p(p: float) -> str:
-    """`3e-8`, `0.0012`, `0.042`, `0.31`, `1`: two significant digits, no false precision."""
-    if p is None or math.isnan(p):
-        return "n/a"
-    if p < 1e-3:
-        mantissa, exponent = f"{p:.0e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    if p >= 0.995:
-        return "1"
-    return f"{p:.2g}"
-
-
-def format_number(x: float, digits: int = 3) -> str:
-    """A number with `digits` significant digits (at most 4 decimals), '–' for NaN."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    x = float(x)
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-4:
-        return f"{x:.{digits - 1}e}"
-    decimals = max(0, min(4, digits - 1 - int(math.floor(math.log10(abs(x))))))
-    return f"{x:.{decimals}f}"
-
-
-def format_signed(x: float, digits: int = 3) -> str:
-    text = format_number(x, digits)
-    return text if text.startswith("-") or text in ("–", "0") else f"+{text}"
-
-
-def format_ci(low: float, high: float, binary: bool = False) -> str:
-    if binary:
-        return f"{_points(low)} to {_points(high)} pp"
-    return f"{format_number(low)} to {format_number(high)}"
+EFFECT_SIZE_SYMBOLS = {"cohen_d": "d", "cohen_h": "h", "ks_distance": "D"}
 
 
 def _points(x: float) -> str:
@@ -81,32 +44,26 @@ def times(dose: int) -> str:
     return {1: "once", 2: "twice"}.get(int(dose), f"{int(dose)} times")
 
 
-def experiment_paragraphs(tables: ReportTables) -> dict[str, str]:
-    """One paragraph per experiment, keyed by experiment name, in plan order."""
-    return {info["name"]: experiment_paragraph(tables, info) for info in tables.experiments}
-
-
-def experiment_paragraph(tables: ReportTables, info: Mapping[str, Any]) -> str:
+def experiment_paragraph(results: RunResults, info: Mapping[str, Any]) -> str:
     name = info["name"]
     if info["verdict"] == NO_CONTROL:
         return f"Experiment {name} has no control arm, so no treated-vs-control effect was estimated."
     if info["verdict"] == NOT_SCORED:
         return f"Experiment {name} has no scores for its primary outcome; nothing was estimated."
-    verdicts = tables.verdicts[tables.verdicts["experiment"] == name]
+    verdicts = results.verdicts[results.verdicts["experiment"] == name]
     outcome = _outcome(info, info["primary_outcome"])
-    adjusted = ADJUSTMENT_NAMES.get(tables.settings.multiplicity, f"{tables.settings.multiplicity}-adjusted")
-    level = f"{100 * (1 - tables.settings.alpha):g}% CI"
+    adjusted, level = results.options.adjustment_name, results.options.ci_label
     if info["placebo"]:
-        sentences = _placebo_sentences(tables, info, verdicts, outcome, adjusted, level)
+        sentences = _placebo_sentences(results, info, verdicts, outcome, adjusted, level)
     else:
         sentences = [_definition(outcome)]
         for v in verdicts.itertuples(index=False):
             sentences.append(_arm_sentence(v, info, str(outcome["name"]), adjusted, level))
-        sentences += _dose_response_sentences(tables, name, outcome)
-        sentences += _window_sentences(tables, name, outcome, adjusted, level)
-        sentences += _secondary_sentences(tables, info, adjusted)
-    sentences += _baseline_sentences(tables, name, outcome)
-    sentences += _power_sentences(tables, name, outcome)
+        sentences += _dose_response_sentences(results, name, outcome)
+        sentences += _window_sentences(results, name, outcome, adjusted, level)
+        sentences += _secondary_sentences(results, info, adjusted)
+    sentences += _baseline_sentences(results, name, outcome)
+    sentences += _power_sentences(results, name, outcome)
     return " ".join(s for s in sentences if s)
 
 
@@ -138,7 +95,7 @@ def _change(v: Any, label: str, adjusted: str, level: str) -> str:
     es = f"{EFFECT_SIZE_SYMBOLS.get(v.effect_size_name, v.effect_size_name)} = {format_number(v.effect_size, 2)}"
     stats_text = f"{level} {format_ci(v.ci_low, v.ci_high, binary)}; {adjusted} p = {format_p(v.p_adj)}; {es}"
     if v.verdict in (NO_EFFECT, NOT_TESTABLE) or v.verdict.startswith("null"):
-        estimate = f"{_points(v.estimate)} pp" if binary else format_signed(v.estimate)
+        estimate = format_effect(v.estimate, binary)
         return f"did not detectably change {label} (estimate {estimate}; {stats_text})"
     verb = "raised" if v.estimate > 0 else "lowered"
     if binary:
@@ -161,7 +118,7 @@ def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, le
     return text + "."
 
 
-def _placebo_sentences(tables: ReportTables, info: Mapping[str, Any], verdicts: pd.DataFrame,
+def _placebo_sentences(results: RunResults, info: Mapping[str, Any], verdicts: pd.DataFrame,
                        outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
     _, plural = info["item_noun"]
     sentences = [f"Experiment {info['name']} is a placebo (A/A) check: its arms were randomized and scored like any "
@@ -181,17 +138,17 @@ def _placebo_sentences(tables: ReportTables, info: Mapping[str, Any], verdicts: 
             sentences.append(f"Arm {v.arm} could not be tested against control (too few scored items or no variation).")
         else:
             text = (f"As expected, arm {v.arm} (nominal dose {v.dose}, never inserted) did not differ from control "
-                    f"on {label}: estimate {format_signed(v.estimate) if v.outcome_type != 'binary' else _points(v.estimate) + ' pp'} "
+                    f"on {label}: estimate {format_effect(v.estimate, v.outcome_type == 'binary')} "
                     f"({level} {format_ci(v.ci_low, v.ci_high, v.outcome_type == 'binary')}; {adjusted} p = {format_p(v.p_adj)})")
-            if v.p < tables.settings.alpha:
-                text += f"; the unadjusted p = {format_p(v.p)} is below {tables.settings.alpha:g}, worth a second look"
+            if v.p < results.options.alpha:
+                text += f"; the unadjusted p = {format_p(v.p)} is below {results.options.alpha:g}, worth a second look"
             sentences.append(text + ".")
-        sentences += _equivalence_sentences(tables, v)
+        sentences += _equivalence_sentences(results, v)
     return sentences
 
 
-def _equivalence_sentences(tables: ReportTables, v: Any) -> list[str]:
-    eq = tables.equivalence
+def _equivalence_sentences(results: RunResults, v: Any) -> list[str]:
+    eq = results.equivalence
     if eq.empty:
         return []
     rows = eq[(eq["experiment"] == v.experiment) & (eq["outcome"] == v.outcome) & (eq["arm"] == v.arm)]
@@ -211,8 +168,8 @@ def _equivalence_sentences(tables: ReportTables, v: Any) -> list[str]:
             f"p = {format_p(r['p_tost'])}): the check lacks the precision to rule out such an effect, which is not a failure."]
 
 
-def _dose_response_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
-    fits = tables.dose_response
+def _dose_response_sentences(results: RunResults, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
+    fits = results.dose_response.table
     if fits.empty:
         return []
     row = fits[(fits["experiment"] == experiment) & (fits["outcome"] == outcome["name"])
@@ -223,17 +180,17 @@ def _dose_response_sentences(tables: ReportTables, experiment: str, outcome: Map
     if r["note"]:
         return [f"The dose-response fit on {outcome['name']} is not reported: {r['note']}."]
     scale = "the log-odds of " if r["glm_family"] == "binomial" else ""
-    return [f"Across doses, {scale}{outcome['name']} changed by {format_signed(r['estimate'])} per unit of log(1 + dose) "
+    return [f"Across doses, {scale}{outcome['name']} changed by {format_effect(r['estimate'], False)} per unit of log(1 + dose) "
             f"({100 * (1 - r['alpha']):g}% CI {format_ci(r['ci_low'], r['ci_high'])}; p = {format_p(r['p'])}, unadjusted)."]
 
 
-def _window_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
-    e = tables.effects
+def _window_sentences(results: RunResults, experiment: str, outcome: Mapping[str, Any], adjusted: str, level: str) -> list[str]:
+    e = results.effects
     rows = e[(e["experiment"] == experiment) & (e["outcome"] == outcome["name"]) & (e["comparison"] == WINDOW_CONTRAST)]
     sentences = []
     for r in rows.itertuples(index=False):
         binary = r.outcome_type == "binary"
-        estimate = f"{_points(r.estimate)} pp" if binary else format_signed(r.estimate)
+        estimate = format_effect(r.estimate, binary)
         sentences.append(
             f"At equal dose, arm {r.arm} (inserted later) minus arm {r.control_arm} (inserted earlier) differed by "
             f"{estimate} on {outcome['name']} at step {r.step} ({level} {format_ci(r.ci_low, r.ci_high, binary)}; "
@@ -242,23 +199,24 @@ def _window_sentences(tables: ReportTables, experiment: str, outcome: Mapping[st
     return sentences
 
 
-def _secondary_sentences(tables: ReportTables, info: Mapping[str, Any], adjusted: str) -> list[str]:
+def _secondary_sentences(results: RunResults, info: Mapping[str, Any], adjusted: str) -> list[str]:
     """The other outcomes at the highest dose and final step: how the kind separates mechanisms
     (e.g. contamination's recall contrasts against familiarity), all exploratory."""
-    e = tables.effects
-    final = max(tables.checkpoint_steps) if tables.checkpoint_steps else None
+    e = results.effects
+    final = max(results.checkpoint_steps) if results.checkpoint_steps else None
     rows = e[(e["experiment"] == info["name"]) & (e["comparison"] == VS_CONTROL) & (e["step"] == final)
              & (e["outcome"] != info["primary_outcome"])]
     if rows.empty:
         return []
     top = rows[rows["dose"] == rows["dose"].max()]
+    top = top[top["arm"] == top["arm"].iloc[0]]  # one arm, even when two share the highest dose
     descriptions = {o["name"]: o.get("description") for o in info["outcomes"]}
     parts = []
     for r in top.itertuples(index=False):
         if math.isnan(r.p):
             continue
         binary = r.outcome_type == "binary"
-        estimate = f"{_points(r.estimate)} pp" if binary else format_signed(r.estimate)
+        estimate = format_effect(r.estimate, binary)
         what = descriptions.get(r.outcome)
         label = f"{r.outcome} [{str(what).split(';')[0].strip()}]" if what else r.outcome
         parts.append(f"{label}: {estimate} ({format_ci(r.ci_low, r.ci_high, binary)}; p = {format_p(r.p)}, {adjusted} {format_p(r.p_adj)})")
@@ -267,24 +225,24 @@ def _secondary_sentences(tables: ReportTables, info: Mapping[str, Any], adjusted
     return [f"Secondary outcomes at the highest dose (arm {top['arm'].iloc[0]}, exploratory): " + "; ".join(parts) + "."]
 
 
-def _baseline_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
+def _baseline_sentences(results: RunResults, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
     """The untrained checkpoint (step 0): arms should not differ there, by randomization."""
-    e = tables.effects
+    e = results.effects
     rows = e[(e["experiment"] == experiment) & (e["outcome"] == outcome["name"]) & (e["comparison"] == VS_CONTROL) & (e["step"] == 0)]
     if rows.empty:
         return []
-    flagged = rows[rows["p"] < tables.settings.alpha]
+    flagged = rows[rows["p"] < results.options.alpha]
     if flagged.empty:
         largest = rows["p"].min()
         return [f"At step 0 (the untrained model) no arm differed from control (smallest unadjusted p = {format_p(largest)}), as randomization implies."]
     arms = ", ".join(f"{r.arm} (p = {format_p(r.p)})" for r in flagged.itertuples(index=False))
     return [f"At step 0 (the untrained model) arm {arms} already differed from control, before any insertion: "
-            f"expected in about 1 of {round(1 / tables.settings.alpha)} comparisons by chance (α = {tables.settings.alpha:g}), "
+            f"expected in about 1 of {round(1 / results.options.alpha)} comparisons by chance (α = {results.options.alpha:g}), "
             "but read the final effect with that imbalance in mind."]
 
 
-def _power_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
-    p = tables.power
+def _power_sentences(results: RunResults, experiment: str, outcome: Mapping[str, Any]) -> list[str]:
+    p = results.power
     if p.empty:
         return []
     rows = p[(p["experiment"] == experiment) & (p["outcome"] == outcome["name"])]
@@ -296,7 +254,7 @@ def _power_sentences(tables: ReportTables, experiment: str, outcome: Mapping[str
         parts.append(f"{r.arm} |{symbol}| ≥ {format_number(r.mde_effect_size, 2)}{planned_text}")
     if not parts:
         return []
-    return [f"At {100 * tables.settings.power:g}% power the final tests could detect effects of " + "; ".join(parts) + "."]
+    return [f"At {100 * results.options.power:g}% power the final tests could detect effects of " + "; ".join(parts) + "."]
 
 
-__all__ = ["experiment_paragraph", "experiment_paragraphs", "format_ci", "format_number", "format_p", "format_signed"]
+__all__ = ["experiment_paragraph"]
