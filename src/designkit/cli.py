@@ -93,14 +93,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from engine.applied_log import AppliedLogMismatch
     from engine.train import train
 
-    devices: int | str = args.devices if args.devices == "auto" else int(args.devices)
     try:
         summary = train(
             args.plan,
             args.out,
             resume=args.resume,
             force=args.force,
-            devices=devices,
+            devices=args.devices,  # checked by the engine: "auto" or a positive integer
             num_nodes=args.num_nodes,
             strategy=args.strategy,
             accelerator=args.accelerator,

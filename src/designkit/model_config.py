@@ -53,13 +53,13 @@ POSITIVE_SIZES = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "pa
 MAX_SIZE = 2**31 - 1
 
 
-def _check_values(kwargs: dict[str, Any], file: str | Path | None, field: str) -> None:
+def _check_values(kwargs: dict[str, Any], file: str | Path | None, field: str | None) -> None:
     for key, value in kwargs.items():
         if key in POSITIVE_SIZES and value is not None:
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
-                raise InputError(file, f"{field}.{key}", f"expected a positive integer below 2**31, got {value!r:.40}")
+                raise InputError(file, _key(field, key), f"expected a positive integer below 2**31, got {value!r:.40}")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and (value != value or abs(value) == float("inf") or value < 0):
-            raise InputError(file, f"{field}.{key}", f"expected a finite number >= 0, got {quote(value)}")
+            raise InputError(file, _key(field, key), f"expected a finite number >= 0, got {quote(value)}")
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -71,14 +71,20 @@ def _failure_reason(exc: BaseException) -> str:
     return f"failed check: {line.removeprefix('assert ').replace('self.', '')}" if line else type(exc).__name__
 
 
-def _build(kwargs: dict[str, Any], file: str | Path | None, field: str):
-    Config = _config_class(file, field)
+def _key(field: str | None, key: object) -> str:
+    return f"{field}.{key}" if field else str(key)[:80]
+
+
+def build_config(kwargs: dict[str, Any], file: str | Path | None, field: str | None):
+    """A litgpt ``Config`` from keyword arguments; InputError naming the field (and litgpt's
+    failed check) otherwise. ``field`` is None where ``file`` holds the config itself."""
+    Config = _config_class(file, field or "config")
     known = {f.name for f in dataclasses.fields(Config)}
     for key in kwargs:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(file, f"{field}.{key}", f"expected a litgpt Config field, this is none{hint}")
+            raise InputError(file, _key(field, key), f"expected a litgpt Config field, this is none{hint}")
     _check_values(kwargs, file, field)
     try:
         return Config(**kwargs)
@@ -113,7 +119,7 @@ def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) 
             # a planning host without litgpt: keep the kwargs; the engine's Config fills the rest
             kwargs.setdefault("block_size", LITGPT_DEFAULT_BLOCK_SIZE)
             return kwargs
-        config = _build(kwargs, file, "run.model.config")
+        config = build_config(kwargs, file, "run.model.config")
     elif model.name is not None:
         Config = _config_class(file, "run.model.name")
         try:
@@ -125,7 +131,7 @@ def resolve(model: Any, vocab_size: int | None, file: str | Path | None = None) 
         if vocab_size is not None and vocab_size > config.padded_vocab_size:
             raise InputError(file, "run.model.name", f"expected a model whose vocabulary ({config.padded_vocab_size}) holds the tokenizer's {vocab_size} ids")
     else:
-        config = _build(checkpoint_config(model.checkpoint, file), file, "run.model.checkpoint")
+        config = build_config(checkpoint_config(model.checkpoint, file), Path(model.checkpoint) / "model_config.yaml", None)
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 

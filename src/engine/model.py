@@ -22,8 +22,8 @@ from litgpt.config import Config
 from litgpt.model import GPT, CausalSelfAttention, LLaMAMLP
 from litgpt.utils import reset_parameters
 
-from designkit.errors import InputError, clip
-from designkit.model_config import read_config_file
+from designkit.errors import InputError
+from designkit.model_config import build_config, read_config_file
 from designkit.runfile import MODEL_CONFIG_FILE, MODEL_FILE
 
 
@@ -45,15 +45,7 @@ def plan_config(plan) -> Config:
 def checkpoint_model_config(directory: str | Path) -> Config:
     """The ``Config`` of a LitGPT checkpoint dir, from its ``model_config.yaml`` read as data only."""
     path = Path(directory) / "model_config.yaml"
-    kwargs = read_config_file(path)
-    known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(str(key) for key in kwargs if key not in known)
-    if unknown:
-        raise InputError(path, clip(unknown[0]), "unknown litgpt Config field")
-    try:
-        return Config(**kwargs)
-    except (TypeError, ValueError, AssertionError, ZeroDivisionError) as exc:
-        raise InputError(path, None, f"expected a valid litgpt Config ({clip(str(exc) or type(exc).__name__)})") from None
+    return build_config(read_config_file(path), path, None)
 
 
 def verify_checkpoint_weights(plan) -> None:

@@ -34,8 +34,7 @@ def check(run_dir: Path, plan_hash: str, *, resume: bool, force: bool) -> Mode:
     run_dir = Path(run_dir)
     if resume and force:
         raise InputError(run_dir, None, "expected at most one of --resume and --force")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(run_dir, None, "expected a directory for the run, found a file")
+    atomic_files.check_output_dir(run_dir)  # a file, or a place that cannot be written: before any work
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return "fresh"
     has_run = (run_dir / RUN_FILE).is_file()
@@ -53,6 +52,26 @@ def check(run_dir: Path, plan_hash: str, *, resume: bool, force: bool) -> Mode:
             raise InputError(run_dir, None, "expected a designkit run directory (with run.json) to replace; refusing to delete another directory")
         return "replace"
     raise InputError(run_dir, None, "expected an empty or new run directory (use --resume to continue this run or --force to replace it)")
+
+
+def discard_unstarted(run_dir: Path, *, created: bool) -> None:
+    """After a fresh run failed: remove what it wrote unless a checkpoint makes it resumable.
+
+    A fresh run dir was new or empty, so everything in it is designkit's own.
+    """
+    from engine.checkpoint import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or latest_checkpoint(run_dir) is not None:
+        return
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for child in run_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def initialize(run_dir: Path, mode: Mode, plan, settings: dict[str, Any], resume_step: int | None) -> None:

@@ -95,6 +95,7 @@ def train(
         check_starting_weights(plan, config, run_dir, mode)  # once, not on every rank: a checkpoint can be many GB
     run_logger = make_logger(logger, run_dir, run_dir.name) if fabric.global_rank == 0 else None
 
+    created = not run_dir.exists()
     with settings.compile_caches_inside(run_dir):
         fabric.launch()
         if accelerator == "cpu" and fabric.world_size > 1:
@@ -121,7 +122,13 @@ def train(
             checkpoint.remove_incomplete(run_dir)
             applied_log.truncate(run_dir, resume_step or 0)
         fabric.barrier()
-        return main(fabric, plan, config, edits, loop, run_dir, resume_step, run_logger, show_progress and fabric.global_rank == 0)
+        try:
+            return main(fabric, plan, config, edits, loop, run_dir, resume_step, run_logger, show_progress and fabric.global_rank == 0)
+        except BaseException:
+            if fabric.global_rank == 0 and mode == "fresh":
+                # a retry must not meet a run dir that holds nothing to resume from
+                rundir.discard_unstarted(run_dir, created=created)
+            raise
 
 
 def check_starting_weights(plan: Plan, config, run_dir: Path, mode: rundir.Mode) -> None:

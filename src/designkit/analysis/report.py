@@ -78,8 +78,7 @@ def write_report(results: RunResults, out: Path, *, replace: bool = False) -> Re
 
 def check_report_dir(out: Path, force: bool, run_dir: Path) -> bool:
     """Whether `out` will be replaced; InputError where writing it would lose something."""
-    if out.exists() and not out.is_dir():
-        raise InputError(out, None, "expected a directory for the report, found a file")
+    atomic_files.check_output_dir(out)  # a file, or a place that cannot be written: before scoring
     resolved = out.resolve()
     if resolved == run_dir.resolve() or resolved in run_dir.resolve().parents:
         raise InputError(out, None, "expected a report directory outside the run directory it would replace")

@@ -133,6 +133,57 @@ def write_plan(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_SECTIONS = {
+    "geometry": plan_types.Geometry.from_json,
+    "corpus": plan_types.CorpusInfo.from_json,
+    "model": plan_types.ModelInfo.from_json,
+    "training": plan_types.TrainingSettings.from_json,
+}
+
+
+def check_structure(meta: Any, plan_file: Path) -> None:
+    """The shape of ``plan.json``: every section there and readable, a run of at least one step.
+
+    Content hashes say whether a plan was edited; this says whether it is a plan at all,
+    so a list, a missing section or a negative step count is one line, not a traceback.
+    """
+    if not isinstance(meta, dict):
+        raise InputError(plan_file, None, f"expected a JSON object (a designkit plan), got a {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise InputError(plan_file, "format", f"expected {FORMAT!r}, got {quote(meta.get('format'))}")
+    for section, parse in {**_SECTIONS, "experiments": None, "files": None}.items():
+        if section not in meta:
+            raise InputError(plan_file, section, "expected this section of a plan, found none")
+        value = meta[section]
+        if section == "experiments":
+            if not isinstance(value, list) or not value:
+                raise InputError(plan_file, section, "expected a non-empty list of experiments")
+            for i, entry in enumerate(value):
+                _parse(plan_types.ExperimentSpec.from_json, entry, plan_file, f"experiments[{i}]")
+        elif section == "files":
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise InputError(plan_file, section, "expected a mapping of file names to sha256 digests")
+        else:
+            _parse(parse, value, plan_file, section)
+    geometry = plan_types.Geometry.from_json(meta["geometry"])
+    for key in ("seq_len", "global_batch", "steps"):
+        if getattr(geometry, key) < 1:
+            raise InputError(plan_file, f"geometry.{key}", f"expected a positive integer, got {getattr(geometry, key)}")
+    if geometry.n_sequences != geometry.steps * geometry.global_batch:
+        raise InputError(plan_file, "geometry.n_sequences", f"expected steps × global_batch = {geometry.steps * geometry.global_batch}, got {geometry.n_sequences}")
+
+
+def _parse(parse, value: Any, plan_file: Path, at: str) -> None:
+    if not isinstance(value, dict):
+        raise InputError(plan_file, at, f"expected a JSON object, got {type(value).__name__}")
+    try:
+        parse(value)
+    except KeyError as exc:
+        raise InputError(plan_file, f"{at}.{exc.args[0]}", "expected this key, found none") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputError(plan_file, at, f"expected a readable {at} section ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})") from None
+
+
 @dataclass
 class Plan:
     """Read side of a PLAN dir. ``Plan.open`` verifies hashes before anything is used."""
@@ -152,11 +203,12 @@ class Plan:
             raise InputError(path, PLAN_FILE, "expected a plan directory (made by designkit plan)")
         raw = plan_file.read_bytes()
         try:
-            meta = json.loads(raw)
+            meta = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(plan_file, None, "expected UTF-8 JSON") from None
         except json.JSONDecodeError as exc:
-            raise InputError(plan_file, None, f"expected JSON ({exc.msg})") from None
-        if meta.get("format") != FORMAT:
-            raise InputError(plan_file, "format", f"expected {FORMAT!r}, got {quote(meta.get('format'))}")
+            raise InputError(plan_file, f"line {exc.lineno}", f"expected JSON ({exc.msg})") from None
+        check_structure(meta, plan_file)
         plan = cls(path=path, meta=meta, hash=hashlib.sha256(raw).hexdigest())
         if verify:
             plan.verify()
