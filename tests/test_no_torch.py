@@ -27,6 +27,7 @@ def test_planning_layers_import_without_torch(tmp_path):
         import designkit.planning, designkit.design, designkit.data, designkit.analysis, designkit.kinds
         import designkit.runfile, designkit.analysis.report, designkit.probes
         import designkit.planning.interference, designkit.planning.subplan, designkit.interference_cli
+        import designkit.analysis.interference, designkit.analysis.interference_report
         assert "torch" not in sys.modules
         print("ok")
         """,

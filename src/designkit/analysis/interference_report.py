@@ -1,0 +1,163 @@
+"""The interference report: read every sub-run's scores, test every cross effect, write REPORT.
+
+``write_interference_report(DIR, OUT)`` reads the INTERFERENCE dir's ``interference.json``
+and each ``runs/NAME`` (scores of the final checkpoint, metrics), builds the cells of
+``designkit.analysis.interference`` and writes ``interference.json``,
+``interference.parquet``, ``report.md`` and ``report.html`` (Jinja2 templates over one
+context, figures embedded as base64 PNG in the HTML and written beside it).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import designkit
+from designkit import atomic_files
+from designkit.analysis.interference import FRAME_COLUMNS, OutcomeInfo, factorial_cells, one_at_a_time_cells, plain_summary
+from designkit.analysis.interference_figures import heatmap_figure, loss_figure
+from designkit.analysis.outcome_frame import long_outcome_frame
+from designkit.analysis.render import json_safe
+from designkit.errors import InputError
+from designkit.planning.interference import InterferenceDir
+from designkit.runfile import RunDir
+
+FORMAT = "designkit-interference-report/1"
+ALPHA = 0.05
+CELL_COLUMNS = ("experiment", "outcome", "primary", "source", "comparison", "estimate", "ci_low", "ci_high", "se", "p", "p_adj",
+                "family", "margin", "p_tost", "verdict", "n_items", "n_replicates", "method", "aliases")  # fmt: skip
+
+
+@dataclass
+class InterferenceReport:
+    path: Path
+    cells: pd.DataFrame
+    summary: str
+    design: str
+
+    def console_summary(self) -> str:
+        from designkit.console_table import format_table
+
+        tested = self.cells[self.cells["family"] == "primary"]
+        rows = [
+            {"outcome of": r.experiment, "data of": r.source, "estimate": f"{r.estimate:+.4g}", "90% CI": f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]",
+             "margin": f"±{r.margin:g}", "p (Holm)": f"{r.p_adj:.3g}", "verdict": r.verdict}  # fmt: skip
+            for r in tested.itertuples()
+        ]
+        table = format_table(rows, list(rows[0])) if rows else "(no tested cells)"
+        return f"{table}\n\n{self.summary}\n\nreport written to {self.path / 'report.html'}"
+
+
+def check_report_dir(out: str | Path, force: bool) -> None:
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise InputError(out, None, "expected an empty or new report directory (use --force to replace it)")
+
+
+def load_scores(inter: InterferenceDir) -> tuple[pd.DataFrame, list[OutcomeInfo], dict[str, pd.DataFrame]]:
+    """Long frame of every run's final-checkpoint outcomes, the outcomes, and each run's metrics."""
+    steps = int(inter.meta["steps"])
+    parts, metrics, outcomes = [], {}, None
+    for run in inter.runs:
+        run_dir = inter.run_dir(run["name"])
+        reader = RunDir.open(run_dir)
+        if reader.plan_hash != run["plan_hash"]:
+            raise InputError(run_dir / "run.json", "plan_hash", f"expected the sub-plan {run['plan']} ({run['plan_hash'][:12]}…)")
+        plan = reader.plan()
+        specs = plan.experiment_specs
+        if outcomes is None:
+            outcomes = [OutcomeInfo(s.name, o.name, o.type, o.primary) for s in specs for o in s.outcomes]
+        frame = long_outcome_frame(plan.items(), reader.scores([steps]), specs)
+        parts.append(frame.assign(run=run["name"], replicate=int(run["replicate"]))[list(FRAME_COLUMNS)])
+        metrics[run["name"]] = reader.metrics()
+    return pd.concat(parts, ignore_index=True), outcomes or [], metrics
+
+
+def analyze_interference(inter: InterferenceDir, frame: pd.DataFrame, outcomes: list[OutcomeInfo], alpha: float = ALPHA) -> pd.DataFrame:
+    margins = {name: m["margin"] for name, m in inter.meta["margins"].items()}
+    compute = one_at_a_time_cells if inter.meta["design"] == "one-at-a-time" else factorial_cells
+    cells = compute(frame, inter.runs, inter.meta["factors"], outcomes, margins, alpha)
+    return cells.reindex(columns=list(CELL_COLUMNS))
+
+
+def write_interference_report(directory: str | Path, out: str | Path, *, force: bool = False, alpha: float = ALPHA) -> InterferenceReport:
+    check_report_dir(out, force)
+    inter = InterferenceDir.open(directory)
+    frame, outcomes, metrics = load_scores(inter)
+    cells = analyze_interference(inter, frame, outcomes, alpha)
+    design = inter.meta["design"]
+    summary = plain_summary(cells, design, int(inter.meta["replicates"]))
+
+    primary = cells[cells["primary"] & cells["comparison"].isin(["cross", "own", "others"])]
+    rows = [o.experiment for o in outcomes if o.primary]
+    columns = list(inter.meta["factors"]) + (["others"] if design == "one-at-a-time" and len(inter.meta["factors"]) > 1 else [])
+    figures = [
+        ("interference_matrix.png", "Interference matrix",
+         "Effect of each column's data on each row's primary outcome (one-at-a-time: j alone minus none; "
+         "factorial: main effect), in outcome units, with its verdict; colour: estimate in units of the row's margin. "
+         "'others': all together minus the row's experiment alone.",
+         heatmap_figure(primary, rows, columns, f"{design}: estimate and verdict")),
+        ("loss.png", "Loss of the sub-runs", "Training loss of every sub-run (same start, same base data).", loss_figure(metrics)),
+    ]  # fmt: skip
+    runs = [{"name": r["name"], "on": ", ".join(r["on"]) or "(none)", "replicate": r["replicate"],
+             "final_loss": None if not len(metrics[r["name"]]) else float(metrics[r["name"]]["loss"].iloc[-1])} for r in inter.runs]  # fmt: skip
+    identity = {k: inter.meta[k] for k in ("design", "resolution", "generator", "parent_plan", "parent_plan_hash", "checkpoint",
+                                           "parent_step", "steps", "share", "optimizer", "replicates", "factors")}  # fmt: skip
+    document = json_safe({
+        "format": FORMAT,
+        "designkit_version": designkit.__version__,
+        "identity": identity,
+        "settings": {"alpha": alpha, "ci_level": 1 - 2 * alpha, "margins": inter.meta["margins"]},
+        "summary": summary,
+        "cells": cells.to_dict("records"),
+        "alias_table": inter.meta.get("alias_table") or [],
+        "runs": runs,
+        "figures": [name for name, *_ in figures],
+    })
+    context = {
+        "identity": identity,
+        "alpha": alpha,
+        "ci_level": f"{100 * (1 - 2 * alpha):g}%",
+        "summary": summary,
+        "margins": inter.meta["margins"],
+        "cells": [_display(r) for r in cells.to_dict("records") if r["family"] == "primary"],
+        "own": [_display(r) for r in cells.to_dict("records") if r["comparison"] == "own" and r["primary"]],
+        "secondary": [_display(r) for r in cells.to_dict("records") if r["family"] == "secondary"],
+        "alias_table": [" = ".join(chain) for chain in inter.meta.get("alias_table") or []],
+        "runs": runs,
+        "figures": [{"name": n, "title": t, "caption": c, "data": base64.b64encode(png).decode("ascii")} for n, t, c, png in figures],
+    }
+    env = _templates()
+    out = Path(out)
+    with atomic_files.atomic_directory(out, replace=force) as tmp:
+        atomic_files.write_json(tmp / "interference.json", document)
+        cells.to_parquet(tmp / "interference.parquet", index=False)
+        for name, _, _, png in figures:
+            atomic_files.write_bytes(tmp / name, png)
+        atomic_files.write_text(tmp / "report.md", env.get_template("interference_report.md.j2").render(**context))
+        atomic_files.write_text(tmp / "report.html", env.get_template("interference_report.html.j2").render(**context))
+    return InterferenceReport(path=out, cells=cells, summary=summary, design=design)
+
+
+def _display(row: dict[str, Any]) -> dict[str, str]:
+    def num(x: Any, fmt: str = "+.4g") -> str:
+        return "n/a" if x is None or pd.isna(x) else format(x, fmt)
+
+    return {
+        "experiment": row["experiment"], "outcome": row["outcome"], "source": row["source"], "comparison": row["comparison"],
+        "estimate": num(row["estimate"]), "ci": f"[{num(row['ci_low'], '+.3g')}, {num(row['ci_high'], '+.3g')}]",
+        "margin": f"±{row['margin']:g}", "p": num(row["p"], ".3g"), "p_adj": num(row["p_adj"], ".3g"),
+        "p_tost": num(row["p_tost"], ".3g"), "verdict": row["verdict"] or "", "aliases": row["aliases"] or "",
+        "n_items": str(row["n_items"]),
+    }  # fmt: skip
+
+
+def _templates():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=PackageLoader("designkit.analysis", "templates"), autoescape=select_autoescape(["html"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
