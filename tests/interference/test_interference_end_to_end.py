@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_MODEL, write_design
+from tiny_designs import TINY_MODEL, write_design
 
 from designkit.cli import main
 from designkit.kinds.names import invented_names
