@@ -158,8 +158,11 @@ def joint_placements(parent: Plan, settings: ContinuationSettings, doses: pd.Ser
         raise InputError(parent.path / "plan.json", "interference", f"expected the sub-run to hold every experiment's data: {exc.detail} (lower --share or raise --steps)") from None
     frame["edit"] = "insert"
     frame["reserve_seq"] = np.int64(-1)
-    frame["noise_seed"] = np.int64(-1)
-    frame["noise_std"] = np.float32(0)
+    # span noise on an insertion (GW) belongs to its item: the parent's seed and std carry over
+    parent_rows = parent.placements().drop_duplicates("item_index").set_index("item_index")
+    index = frame["item_index"]
+    frame["noise_seed"] = index.map(parent_rows["noise_seed"]).fillna(-1).to_numpy(np.int64)
+    frame["noise_std"] = index.map(parent_rows["noise_std"]).fillna(0.0).to_numpy(np.float32)
     frame["experiment"] = items["experiment"].to_numpy()[frame["item_index"].to_numpy()]
     return frame
 
