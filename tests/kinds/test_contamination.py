@@ -3,23 +3,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paper_formats import paper_format_params
 from tiny_designs import tiny_design, write_design
 
 from designkit.errors import InputError
 from designkit.kinds.contamination import Contamination, ContaminationParams
 from designkit.planning import Plan, make_plan
 
-PAPER_FORMATS = Path(__file__).resolve().parents[3] / "shared" / "data" / "paper-formats"
-needs_paper_formats = pytest.mark.skipif(not PAPER_FORMATS.is_dir(), reason="shared/data/paper-formats is not on this machine")
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@needs_paper_formats
-@pytest.mark.parametrize("name", ["olmes_arc_easy_test.jsonl", "olmes_piqa_validation.jsonl", "olmes_socialiqa_validation.jsonl"])
-def test_olmes_text_files_split_into_question_and_answer(name):
-    path = PAPER_FORMATS / name
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+@pytest.mark.parametrize("path", paper_format_params("olmes_text"))
+def test_olmes_text_files_split_into_question_and_answer(path):
+    records = _records(path)
     items = Contamination(ContaminationParams()).load(path, records, context=None)
-    assert len(items) == len(records)
+    assert len(items) == len(records) >= 5
     for item, record in zip(items, records):
         assert item.prompt.endswith("\nAnswer:")
         assert item.target.startswith(" ") and item.target.strip()
@@ -28,14 +27,36 @@ def test_olmes_text_files_split_into_question_and_answer(name):
         assert (item.prompt + item.target).replace("Answer: ", "Answer:", 1).replace(" ", "") == record["text"].replace(" ", "")
 
 
-@needs_paper_formats
-def test_plan_with_real_benchmark_file_scores_gold_logprob(tmp_path, tiny_corpus):
-    # a slice of the real ARC-Easy file: the loader must work on the paper's format end to end
-    lines = (PAPER_FORMATS / "olmes_arc_easy_test.jsonl").read_text(encoding="utf-8").splitlines()[:40]
+@pytest.mark.parametrize("path", paper_format_params("olmes_mc"))
+def test_olmes_multiple_choice_files_keep_choices_and_gold(path):
+    records = _records(path)
+    items = Contamination(ContaminationParams()).load(path, records, context=None)
+    assert len(items) == len(records) >= 5
+    for item, record in zip(items, records):
+        assert item.choices == [c if c.startswith(" ") else f" {c}" for c in record["choices"]]
+        assert item.target == item.choices[record["gold"]] and item.text == record["query"] + item.target
+        assert item.source_id == record["id"]
+
+
+@pytest.mark.parametrize("path", paper_format_params("fictional_knowledge"))
+def test_fictional_knowledge_files_become_cloze_items(path):
+    records = _records(path)
+    items = Contamination(ContaminationParams()).load(path, records, context=None)
+    assert len(items) == len(records) >= 5
+    for item, record in zip(items, records):
+        assert item.prompt == record["input"] and item.target.strip() == record["target"].strip()
+        assert item.target.startswith(" ") and item.text == item.prompt + item.target
+        assert item.choices is None
+
+
+@pytest.mark.parametrize("path", [p for p in paper_format_params("olmes_text") if "arc" in p.id or "fixture" in p.id])
+def test_plan_with_a_benchmark_file_scores_gold_logprob(tmp_path, tiny_corpus, path):
+    # a slice of the file: the loader must work on the paper's format end to end
+    lines = path.read_text(encoding="utf-8").splitlines()[:40]
     short = [line for line in lines if len(json.loads(line)["text"]) < 120][:20]
-    (tmp_path / "arc.jsonl").write_text("\n".join(short) + "\n")
+    (tmp_path / "bench.jsonl").write_text("\n".join(short) + "\n")
     design = tiny_design(tiny_corpus)
-    design["experiments"] = [{"name": "arc", "kind": "contamination", "items": str(tmp_path / "arc.jsonl"),
+    design["experiments"] = [{"name": "arc", "kind": "contamination", "items": str(tmp_path / "bench.jsonl"),
                               "arms": {"control": {"dose": 0, "share": 0.5}, "x2": {"dose": 2, "share": 0.5}}}]
     design["run"]["seq_len"] = design["run"]["model"]["config"]["block_size"] = 256
     make_plan(write_design(tmp_path / "d.yaml", design), tmp_path / "plan", show_progress=False)
@@ -44,7 +65,7 @@ def test_plan_with_real_benchmark_file_scores_gold_logprob(tmp_path, tiny_corpus
     assert [p["name"] for p in exp["probes"]] == ["gold"]
     assert [o["name"] for o in exp["outcomes"] if o["primary"]] == ["gold_logprob"]
     items = plan.items()
-    assert items["target_tokens"].map(len).min() >= 1
+    assert len(items) == len(short) and items["target_tokens"].map(len).min() >= 1
 
 
 def test_query_choices_gold_records_become_multiple_choice(tmp_path):

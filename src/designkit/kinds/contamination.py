@@ -1,7 +1,8 @@
 """Benchmark contamination: multiple-choice questions inserted at several repetition levels.
 
 Items come from our seeded generator of fictional facts or from an OLMES-style JSONL file
-(``{"query", "choices", "gold"}`` or ``{"text": "Question: …\\nAnswer: …"}``). The treated
+(``{"query", "choices", "gold"}`` or ``{"text": "Question: …\\nAnswer: …"}``), or a
+Fictional-Knowledge-style probe file (``{"input", "target"}``, Chang et al. 2024). The treated
 text is the question followed by its gold answer, as in the contamination experiments of
 Bordt et al. (2024, "How much can we forget about data contamination?").
 
@@ -102,8 +103,10 @@ class Contamination(ExperimentKind):
                 items.append(self._from_choices(record, where, source_id))
             elif isinstance(record.get("text"), str):
                 items.append(self._from_text(record, where, source_id))
+            elif "input" in record and "target" in record:
+                items.append(self._from_input_target(record, where, source_id))
             else:
-                raise InputError(where, None, "expected an object with 'query', 'choices', 'gold' or with 'text'")
+                raise InputError(where, None, "expected an object with 'query', 'choices', 'gold', with 'text', or with 'input' and 'target'")
         return items
 
     def _from_choices(self, record: dict[str, Any], where: str, source_id: str) -> Item:
@@ -141,6 +144,21 @@ class Contamination(ExperimentKind):
             prompt=prompt,
             target=target,
             meta=record_meta(record, ("id", "doc_id", "text")),
+        )
+
+    def _from_input_target(self, record: dict[str, Any], where: str, source_id: str) -> Item:
+        """A cloze probe: the fact is the input sentence completed by its target."""
+        prompt, target = record["input"], record["target"]
+        for key, value in (("input", prompt), ("target", target)):
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(where, key, f"expected a non-empty string, got {quote(value)}")
+        target = target if target.startswith(" ") else f" {target}"
+        return Item(
+            source_id=source_id,
+            text=prompt + target,
+            prompt=prompt,
+            target=target,
+            meta=record_meta(record, ("id", "doc_id", "input", "target")),
         )
 
     def after_assignment(self, items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
