@@ -27,7 +27,7 @@ from designkit.analysis import (
 from designkit.analysis.ks_normal import VS_NORMAL, KsNormal, ks_standard_normal
 from designkit.errors import InputError
 
-from .conftest import long_frame
+from .frames import long_frame
 
 
 class MedianShift(Estimator):

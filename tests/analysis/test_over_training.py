@@ -20,7 +20,7 @@ from designkit.analysis import (
     window_pairs,
 )
 
-from .conftest import long_frame
+from .frames import long_frame
 
 SPEC = ExperimentSpec(
     name="contam",

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 from tiny_designs import tiny_design, write_design
 
-from .harness import copy_tree
-
-RUN_STEPS = 2
+from .harness import RUN_STEPS, copy_tree
 
 
 def small_design(corpus: Path) -> dict:
@@ -76,6 +74,3 @@ def run_copy(tmp_path, small_plan, small_run) -> Path:
     (run / "run.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return run
 
-
-def checkpoint_dir(run: Path) -> Path:
-    return run / "checkpoints" / f"step-{RUN_STEPS:08d}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import checkpoint_dir
+from .harness import checkpoint_dir
 from .harness import Evil, refused, rewrite_json
 
 # ---------------------------------------------------------------- plan dirs (read by inspect and train)

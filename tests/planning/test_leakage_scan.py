@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.cli import main
 from designkit.data.corpus import TokenCorpus

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit import yaml_files
 from designkit.errors import QUOTE_LIMIT, InputError, expected, quote
