@@ -6,7 +6,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from designkit.errors import InputError
+from designkit import artefacts, atomic_files
 
 
 def builtin_design(name: str = "demo") -> Path:
@@ -22,8 +22,7 @@ def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None 
 
     out = Path(out)
     design_path = Path(design) if design is not None else builtin_design()
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(out, None, "expected an empty or new demo directory (use --force to replace it)")
+    artefacts.check_output(out, "demo", force=force, option="--out")
     timings: dict[str, float] = {}
 
     def stage(name: str) -> None:
@@ -37,6 +36,8 @@ def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None 
 
     stage("plan")
     plan = make_plan(design_path, out / "plan", force=True, show_progress=show_progress)
+    # the marker that lets a later `demo --force` replace this directory, and only this one
+    atomic_files.write_json(out / artefacts.TYPES["demo"].marker, {"format": artefacts.DEMO_FORMAT, "design": str(design_path.resolve())})
     print(format_summary(plan.meta, plan.plan_hash))
 
     stage("train")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import designkit
-from designkit import atomic_files
+from designkit import artefacts, atomic_files
 from designkit.errors import InputError
 from designkit.runfile import FORMAT, RUN_FILE, RunDir
 
@@ -48,8 +48,7 @@ def check(run_dir: Path, plan_hash: str, *, resume: bool, force: bool) -> Mode:
             )
         return "resume"
     if force:
-        if not has_run:
-            raise InputError(run_dir, None, "expected a designkit run directory (with run.json) to replace; refusing to delete another directory")
+        artefacts.check_output(run_dir, "run", force=True)  # only a designkit run (run.json) is replaced
         return "replace"
     raise InputError(run_dir, None, "expected an empty or new run directory (use --resume to continue this run or --force to replace it)")
 

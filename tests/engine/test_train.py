@@ -121,7 +121,7 @@ def test_a_non_empty_run_dir_is_refused_without_resume_or_force(tmp_path, engine
     (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="--resume.*--force"):
         train(engine_plan, tmp_path / "run", accelerator="cpu", show_progress=False)
-    with pytest.raises(InputError, match="refusing to delete"):
+    with pytest.raises(InputError, match="never deletes other directories"):
         train(engine_plan, tmp_path / "run", force=True, accelerator="cpu", show_progress=False)
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 

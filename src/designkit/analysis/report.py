@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from designkit import atomic_files
+from designkit import artefacts, atomic_files
 from designkit.analysis.figures import render_figures
 from designkit.analysis.render import render, results_document
 from designkit.analysis.results import RunResults, load
@@ -82,15 +82,7 @@ def check_report_dir(out: Path, force: bool, run_dir: Path) -> bool:
     resolved = out.resolve()
     if resolved == run_dir.resolve() or resolved in run_dir.resolve().parents:
         raise InputError(out, None, "expected a report directory outside the run directory it would replace")
-    if not out.exists():
-        return False
-    if not any(out.iterdir()):
-        return True
-    if not force:
-        raise InputError(out, None, "expected an empty or new report directory (use --force to replace it)")
-    if not (out / RESULTS_FILE).is_file():
-        raise InputError(out, None, f"expected a designkit report directory (with {RESULTS_FILE}) to replace; refusing to delete another directory")
-    return True
+    return artefacts.check_output(out, "report", force=force)
 
 
 __all__ = ["Report", "analyze_run", "check_report_dir", "write_report"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from designkit import atomic_files, file_hashes
+from designkit import artefacts, atomic_files, file_hashes
 from designkit.data import pretokenized, sources, stdlib_docs
 from designkit.data.tokenizer import TOKENIZER_FILES, TextTokenizer, train_bpe_tokenizer
 from designkit.errors import InputError, quote
@@ -175,8 +175,7 @@ def prepare_corpus(
         raise InputError(None, "tokenizer", "expected exactly one of --tokenizer DIR or --train-tokenizer VOCAB")
     out = Path(out)
     atomic_files.check_output_dir(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(out, "--out", "expected an empty or new output directory (use --force to replace it)")
+    artefacts.check_output(out, "corpus", force=force, option="--out")
     if train_vocab is not None and not MIN_TRAIN_VOCAB <= train_vocab <= MAX_TRAIN_VOCAB:
         raise InputError(None, "--train-tokenizer", f"expected a vocabulary size in [{MIN_TRAIN_VOCAB}, {MAX_TRAIN_VOCAB:,}] (256 bytes + merges), got {train_vocab}")
     if tokenizer_dir is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from designkit import atomic_files
+from designkit import artefacts, atomic_files
 from designkit.errors import InputError
 from designkit.planning.planfile import Plan
 from designkit.planning.subplan import (
@@ -205,11 +205,7 @@ def plan_interference(
     if warmup_steps < 0 or (optimizer == "parent" and warmup_steps):
         raise InputError(None, "warmup_steps", "expected a non-negative warmup, and only with a fresh optimizer")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not force:
-            raise InputError(out, None, "expected an empty or new interference directory (use --force to replace it)")
-        if not (out / INTERFERENCE_FILE).is_file():
-            raise InputError(out, None, "expected --force to replace an interference directory only (no interference.json here)")
+    replace = artefacts.check_output(out, "interference", force=force, option="--out")
 
     parent = Plan.open(parent_plan)
     ckpt = ParentCheckpoint.open(checkpoint, parent)
@@ -240,7 +236,7 @@ def plan_interference(
     joint = joint_placements(parent, settings, doses)
     parent_seed = int(parent.meta["training"]["seed"])
     records = []
-    with atomic_files.atomic_directory(out, replace=force) as tmp:
+    with atomic_files.atomic_directory(out, replace=replace) as tmp:
         for run in runs:
             plan_hash = write_subplan(parent, ckpt, settings, run, tmp / "plans" / run.name, doses=doses, joint=joint, extra={"design": design})
             records.append({"name": run.name, "on": list(run.on), "replicate": run.replicate, "seed": replicate_seed(parent_seed, run.replicate),

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import designkit
-from designkit import atomic_files, file_hashes, model_config, plan_types, schema
+from designkit import artefacts, atomic_files, file_hashes, model_config, plan_types, schema
 from designkit.data.corpus import TokenCorpus, builtin_corpus
 from designkit.data.sources import iter_jsonl_records, read_parquet_records
 from designkit.data.tokenizer import TextTokenizer
@@ -325,8 +325,7 @@ def make_plan(design_path: str | Path, out: str | Path, *, force: bool = False, 
     design = load_design(design_file)
     out = Path(out)
     atomic_files.check_output_dir(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(out, "--out", "expected an empty or new plan directory (use --force to replace it)")
+    artefacts.check_output(out, "plan", force=force, option="--out")
     return plan_design(design, design_file, out, show_progress=show_progress)
 
 
