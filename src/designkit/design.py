@@ -267,7 +267,10 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if len(given) != 1:
         raise InputError(file, "run.model", f"expected exactly one of config, name or checkpoint, got {given or 'none'}")
     if model.checkpoint is not None:
-        model = replace(model, checkpoint=str((base_dir / model.checkpoint).resolve()))
+        checkpoint = (base_dir / model.checkpoint).resolve()
+        if not (checkpoint / "lit_model.pth").is_file():
+            raise InputError(file, "run.model.checkpoint", f"expected a LitGPT checkpoint directory holding lit_model.pth, got {quote(model.checkpoint)} (resolved to {checkpoint})")
+        model = replace(model, checkpoint=str(checkpoint))
     corpus = run.corpus
     builtin = f"{sources.BUILTIN_PREFIX}{stdlib_docs.BUILTIN_NAME}"
     if corpus.startswith(sources.BUILTIN_PREFIX) and corpus != builtin:
@@ -329,6 +332,18 @@ def parse_design(raw: Any, file: str | Path) -> Design:
         raise InputError(file, "leakage.ngram", f"expected at least 4 tokens, got {design.leakage.ngram}")
     run = _check_run(design.run, file, base_dir)
     return replace(design, run=run, experiments=experiments)
+
+
+def design_warnings(design: Design, file: str | Path) -> list[str]:
+    """Valid but probably unintended choices, one line each (``FILE: KEY: …``), for stderr."""
+    messages = []
+    for i, exp in enumerate(design.experiments):
+        if not exp.placebo and not any(arm.dose == 0 for arm in exp.arms.values()):
+            messages.append(
+                f"{file}: experiments[{i}].arms: no control arm (dose 0) in experiment {exp.name!r}: its arms are "
+                "planned and scored, but no effect is estimated against a control (add an arm with dose: 0)"
+            )
+    return messages
 
 
 def load_design(path: str | Path) -> Design:

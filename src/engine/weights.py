@@ -16,6 +16,7 @@ unrestricted loader.
 from __future__ import annotations
 
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,10 @@ def read_torch_file(path: str | Path, *, what: str = "a PyTorch file written by 
     except OSError as exc:
         raise InputError(path, None, f"expected a readable file ({exc.strerror})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():
+            # torch warns about foreign pickle protocols: a refusal is one line, not a line plus advice
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - an untrusted file may fail to parse in any way

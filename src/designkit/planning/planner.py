@@ -23,7 +23,7 @@ from designkit import artefacts, atomic_files, file_hashes, model_config, plan_t
 from designkit.data.corpus import TokenCorpus, builtin_corpus
 from designkit.data.sources import iter_jsonl_records, read_parquet_records
 from designkit.data.tokenizer import TextTokenizer
-from designkit.design import Design, ExperimentSpec, design_to_dict, load_design
+from designkit.design import Design, ExperimentSpec, design_to_dict, design_warnings, load_design
 from designkit.errors import InputError, quote
 from designkit.kinds import KINDS, Item, PlanContext
 from designkit.planning import budget, leakage, placement, power, randomize
@@ -326,6 +326,8 @@ def make_plan(design_path: str | Path, out: str | Path, *, force: bool = False, 
     out = Path(out)
     atomic_files.check_output_dir(out)
     artefacts.check_output(out, "plan", force=force, option="--out")
+    for message in design_warnings(design, design_file):
+        print(f"designkit: warning: {message}", file=sys.stderr)
     return plan_design(design, design_file, out, show_progress=show_progress)
 
 
