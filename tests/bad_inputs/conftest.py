@@ -12,19 +12,7 @@ from pathlib import Path
 import pytest
 from tiny_designs import tiny_design, write_design
 
-from .harness import RUN_STEPS, copy_tree
-
-
-def small_design(corpus: Path) -> dict:
-    """A design that trains in a second: one canary experiment, 2 steps of 4 sequences."""
-    design = tiny_design(corpus)
-    design["name"] = "small"
-    design["run"].update(steps=RUN_STEPS, global_batch=4, max_injected_fraction=0.5)
-    design["run"]["training"] = {"learning_rate": 1e-3, "warmup_steps": 1, "checkpoints": [RUN_STEPS], "save_initial": False, "log_every": 1}
-    design["experiments"] = [design["experiments"][1]]
-    design["experiments"][0]["items"] = {"generate": {"n": 6, "length": 12}}
-    design["experiments"][0]["arms"] = {"control": {"dose": 0, "share": 0.5}, "x1": {"dose": 1, "share": 0.5}}
-    return design
+from .harness import copy_tree, small_design
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tiny_designs import tiny_design
 
 from designkit.cli import main
 
@@ -125,3 +126,15 @@ RUN_STEPS = 2  # steps of the suite's small run (conftest.small_run)
 def checkpoint_dir(run: Path) -> Path:
     """The last checkpoint of the suite's small run."""
     return run / "checkpoints" / f"step-{RUN_STEPS:08d}"
+
+
+def small_design(corpus: Path) -> dict:
+    """A design that trains in a second: one canary experiment, 2 steps of 4 sequences."""
+    design = tiny_design(corpus)
+    design["name"] = "small"
+    design["run"].update(steps=RUN_STEPS, global_batch=4, max_injected_fraction=0.5)
+    design["run"]["training"] = {"learning_rate": 1e-3, "warmup_steps": 1, "checkpoints": [RUN_STEPS], "save_initial": False, "log_every": 1}
+    design["experiments"] = [design["experiments"][1]]
+    design["experiments"][0]["items"] = {"generate": {"n": 6, "length": 12}}
+    design["experiments"][0]["arms"] = {"control": {"dose": 0, "share": 0.5}, "x1": {"dose": 1, "share": 0.5}}
+    return design

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import checkpoint_dir, small_design
-from .harness import Evil, copy_tree, refused, run_cli, snapshot, write_yaml
+from .harness import Evil, checkpoint_dir, copy_tree, refused, run_cli, small_design, snapshot, write_yaml
 from .test_bad_plans_and_runs import _other_model_weights
 
 
