@@ -119,7 +119,9 @@ class Registry(Generic[T]):
             obj = import_object(name, file=file, field=field)
             self._check_type(obj, file, field, name)
             return obj
-        self.load_entry_points()
+        # a miss looks at the installed entry points again: a package installed (or a path
+        # added) after the first lookup must still be found
+        self.load_entry_points(reload=self._entry_points_loaded)
         if name in self._entries:
             return self._entries[name]
         known = ", ".join(sorted(self._entries))
@@ -134,7 +136,7 @@ class Registry(Generic[T]):
             return False
         if name in self._entries:
             return True
-        self.load_entry_points()
+        self.load_entry_points(reload=self._entry_points_loaded)
         return name in self._entries
 
     def names(self) -> list[str]:
