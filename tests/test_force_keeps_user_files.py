@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tiny_design, write_design
+from tiny_designs import tiny_design, write_design
 
 from designkit.cli import main
 from designkit.errors import InputError
