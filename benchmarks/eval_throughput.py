@@ -88,6 +88,42 @@ def make_model(plan, steps: int):
     return model.eval()
 
 
+def write_run(root: Path, plan, model, n_checkpoints: int) -> Path:
+    """A run dir of ``plan`` whose ``n_checkpoints`` checkpoints all hold ``model`` (a complete LitGPT layout)."""
+    import json
+
+    from litgpt.config import Config
+    from litgpt.utils import save_config
+
+    from designkit.runfile import MODEL_FILE, STATE_FILE
+
+    run = root / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"format": "designkit-run/1", "plan_path": str(plan.path), "plan_hash": plan.hash}))
+    for step in range(1, n_checkpoints + 1):
+        directory = run / "checkpoints" / f"step-{step:08d}"
+        directory.mkdir(parents=True)
+        torch.save(model.state_dict(), directory / MODEL_FILE)
+        save_config(Config(**plan.meta["model"]["config"]), directory)
+        torch.save({"step": step}, directory / STATE_FILE)
+    return run
+
+
+def score_processes(run: Path, devices: int, *, force: bool) -> float:
+    """Wall time of ``designkit score RUN --devices N --device cpu`` (one torch thread per process)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    command = [sys.executable, "-m", "designkit.cli", "score", str(run), "--devices", str(devices), "--device", "cpu", "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(command + (["--force"] if force else []), env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def timed(fn, repeats: int = 1) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(repeats):
@@ -118,6 +154,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 avoids contention on shared CPUs)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--train-steps", type=int, default=60)
+    parser.add_argument("--checkpoints", type=int, default=4, help="checkpoints of the run scored on 1 and on 2 processes")
     args = parser.parse_args()
 
     from designkit.planning import Plan
@@ -126,12 +163,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     batch_tokens = args.batch_tokens or DEFAULT_BATCH_TOKENS
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        plan = Plan.open(make_plan(Path(tmp), args.questions, args.canaries, args.texts))
-        probes = plan_probes(plan)
-        model = make_model(plan, args.train_steps).to(args.device)
-        setup = time.perf_counter() - start
+    tmp_dir = tempfile.TemporaryDirectory()
+    tmp = tmp_dir.name
+    start = time.perf_counter()
+    plan = Plan.open(make_plan(Path(tmp), args.questions, args.canaries, args.texts))
+    probes = plan_probes(plan)
+    model = make_model(plan, args.train_steps).to(args.device)
+    setup = time.perf_counter() - start
     eos = int(plan.meta["corpus"]["eos_id"])
     n_items = probes.keys["item_index"].nunique()
     n_pairs = len(probes.jobs)
@@ -151,6 +189,19 @@ def main() -> None:
         b, _ = timed(lambda subset=subset: score_probes(model, subset, eos_id=eos, batch_tokens=batch_tokens), repeats=2)
         r, _ = timed(lambda subset=subset: score_probes_reference(model, subset, eos_id=eos))
         print(f"  {kind:16s} {len(subset):5d} pairs  batched {len(subset) / b:9.1f}/s  reference {len(subset) / r:8.1f}/s  ratio {r / b:6.1f}x")
+
+    # designkit score RUN --devices N: whole checkpoints, end to end, on CPU processes (gloo)
+    run = write_run(Path(tmp), plan, model.cpu(), args.checkpoints)
+    pairs = n_pairs * args.checkpoints
+    rates = {}
+    for devices in (1, 2):
+        total = score_processes(run, devices, force=True)
+        startup = score_processes(run, devices, force=False)  # nothing left to score: start-up and launch only
+        rates[devices] = pairs / max(total - startup, 1e-9)
+        print(f"score --devices {devices} (CPU, 1 thread each): {total:6.1f}s for {args.checkpoints} checkpoints, "
+              f"{startup:4.1f}s of it start-up; {rates[devices]:9.1f} pairs/s scoring")  # fmt: skip
+    print(f"2 processes / 1 process: {rates[2] / rates[1]:.2f}x (rows identical: same blocks on either)")
+    tmp_dir.cleanup()
 
 
 if __name__ == "__main__":

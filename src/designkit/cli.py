@@ -116,10 +116,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
-    from engine.score import score_run
+    from engine.score import BLOCK_PAIRS, score_run
 
-    written = score_run(args.run, force=args.force, device=args.device, show_progress=not args.quiet)
-    print(f"scored {len(written)} checkpoint(s) in {Path(args.run) / 'scores'}")
+    block_pairs = BLOCK_PAIRS if args.block_pairs is None else args.block_pairs
+    written = score_run(args.run, force=args.force, device=args.device, devices=args.devices, block_pairs=block_pairs,
+                        show_progress=not args.quiet)  # fmt: skip
+    if written is not None:  # None: a process other than rank 0 of a --devices N run
+        print(f"scored {len(written)} checkpoint(s) in {Path(args.run) / 'scores'}")
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
@@ -209,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="run every probe on every checkpoint of a run")
     p.add_argument("run", type=Path)
     p.add_argument("--force", action="store_true", help="re-score checkpoints that already have scores")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (with --devices N: auto, cpu or cuda)")
+    p.add_argument("--devices", type=int, default=1, help="processes to split the items over (Lightning Fabric; the rows equal one device's)")
+    p.add_argument("--block-pairs", type=int, default=None, metavar="N",
+                   help="(item, probe) pairs per scoring block (default 2048); scores are identical only at equal block size")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_score)
 

@@ -142,6 +142,26 @@ def _check_block_size(probes: PlanProbes, model, checkpoint_dir: Path) -> None:
             )
 
 
+BLOCK_PAIRS = 2048
+"""(item, probe) pairs per call of ``score_probes``. Which pairs share a padded batch moves
+the last bits of their scores, so a checkpoint is scored as fixed blocks of the plan's pairs,
+each batched on its own: ``score --devices N`` hands whole blocks to each process, and its
+rows equal one device's bit for bit."""
+
+
+def pair_blocks(n_pairs: int, block_pairs: int = BLOCK_PAIRS) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each block of ``block_pairs`` consecutive (item, probe) pairs, in plan order."""
+    if block_pairs < 1:
+        raise InputError(None, "--block-pairs", f"expected a positive integer, got {block_pairs}")
+    return [(start, min(start + block_pairs, n_pairs)) for start in range(0, n_pairs, block_pairs)]
+
+
+def score_block_rows(model, probes: PlanProbes, blocks: Iterable[tuple[int, int]], *, eos_id: int,
+                     batch_tokens: int = DEFAULT_BATCH_TOKENS) -> dict[tuple[int, int], list[dict[str, Any]]]:  # fmt: skip
+    """The probe columns of every pair of ``blocks``, each block batched on its own."""
+    return {(start, stop): score_probes(model, probes.jobs[start:stop], eos_id=eos_id, batch_tokens=batch_tokens) for start, stop in blocks}
+
+
 def score_checkpoint(
     plan: Plan,
     checkpoint_dir: str | Path,
@@ -151,21 +171,44 @@ def score_checkpoint(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     dtype: torch.dtype = torch.float32,
     probes: PlanProbes | None = None,
+    block_pairs: int = BLOCK_PAIRS,
 ) -> pd.DataFrame:
     """Every probe of every experiment of ``plan`` on one checkpoint, as the long scores table.
 
-    Deterministic on a given device: batches depend only on the plan and ``batch_tokens``.
-    ``probes`` lets ``score_run`` resolve the plan once for all checkpoints.
+    Deterministic on a given device: batches depend only on the plan, ``block_pairs`` and
+    ``batch_tokens``. ``probes`` lets ``score_run`` resolve the plan once for all checkpoints.
     """
     checkpoint_dir = Path(checkpoint_dir)
     probes = plan_probes(plan) if probes is None else probes
+    blocks = pair_blocks(len(probes.jobs), block_pairs)
     model = load_checkpoint(checkpoint_dir, device=device, dtype=dtype)
     _check_block_size(probes, model, checkpoint_dir)
-    rows = score_probes(model, probes.jobs, eos_id=int(plan.meta["corpus"]["eos_id"]), batch_tokens=batch_tokens)
-    return _score_rows(probes, rows, step)
+    scored = score_block_rows(model, probes, blocks, eos_id=int(plan.meta["corpus"]["eos_id"]), batch_tokens=batch_tokens)
+    return _score_rows(probes, [row for block in blocks for row in scored[block]], step)
 
 
 scores_path = scores_file
+
+
+def checkpoints_to_score(run: RunDir, steps: Iterable[int] | None, force: bool) -> dict[int, Path]:
+    """``{step: checkpoint dir}`` of the checkpoints to score: ``steps`` (default all) lacking scores, or all with ``force``."""
+    checkpoints = run.checkpoints()
+    if not checkpoints:
+        raise InputError(run.path, "checkpoints", "expected at least one checkpoints/step-XXXXXXXX/lit_model.pth (train first)")
+    if steps is not None:
+        wanted = sorted({int(s) for s in steps})
+        missing = [s for s in wanted if s not in checkpoints]
+        if missing:
+            raise InputError(run.path, "checkpoints", f"expected checkpoints for steps {missing}, found steps {list(checkpoints)}")
+        checkpoints = {s: checkpoints[s] for s in wanted}
+    return {s: d for s, d in checkpoints.items() if force or not scores_path(run.path, s).is_file()}
+
+
+def write_scores(run_dir: Path, step: int, frame: pd.DataFrame, schema: pa.Schema) -> Path:
+    target = scores_path(run_dir, step)
+    with atomic_path(target) as tmp:
+        pq.write_table(scores_table(frame, schema), tmp, compression="zstd")
+    return target
 
 
 def score_run(
@@ -174,32 +217,32 @@ def score_run(
     steps: Iterable[int] | None = None,
     force: bool = False,
     device: str | torch.device = "auto",
+    devices: int = 1,
     show_progress: bool = True,
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
-) -> list[Path]:
+    block_pairs: int = BLOCK_PAIRS,
+) -> list[Path] | None:
     """Write ``RUN/scores/step-XXXXXXXX.parquet`` for each checkpoint that lacks it (all with ``force``).
 
     ``steps`` restricts scoring to those checkpoints (default: all). Returns the files
-    written by this call, by step. Each file is written atomically.
+    written by this call, by step. Each file is written atomically. ``devices`` > 1 splits
+    the pairs over that many processes (``engine.score_devices``); there the processes
+    other than rank 0 return None.
     """
     run_dir = Path(run_dir)
+    if devices != 1:
+        from engine.score_devices import score_run_on_devices
+
+        return score_run_on_devices(run_dir, devices=devices, device=device, steps=steps, force=force, show_progress=show_progress,
+                                    batch_tokens=batch_tokens, block_pairs=block_pairs)  # fmt: skip
     device = resolve_device(device)  # a bad --device is refused before any file is read
     run = RunDir.open(run_dir)
     plan = run.plan()
-    checkpoints = run.checkpoints()
-    if not checkpoints:
-        raise InputError(run_dir, "checkpoints", "expected at least one checkpoints/step-XXXXXXXX/lit_model.pth (train first)")
-    if steps is not None:
-        wanted = sorted({int(s) for s in steps})
-        missing = [s for s in wanted if s not in checkpoints]
-        if missing:
-            raise InputError(run_dir, "checkpoints", f"expected checkpoints for steps {missing}, found steps {list(checkpoints)}")
-        checkpoints = {s: checkpoints[s] for s in wanted}
-    todo = {s: d for s, d in checkpoints.items() if force or not scores_path(run_dir, s).is_file()}
+    todo = checkpoints_to_score(run, steps, force)
     if not todo:
         return []
-    device = resolve_device(device)
     probes = plan_probes(plan)
+    pair_blocks(len(probes.jobs), block_pairs)  # a bad --block-pairs is refused before any model is loaded
     progress = None
     if show_progress:
         from tqdm.auto import tqdm
@@ -208,16 +251,11 @@ def score_run(
     written = []
     try:
         for step, directory in todo.items():
-            frame = score_checkpoint(plan, directory, step=step, device=device, batch_tokens=batch_tokens, probes=probes)
-            target = scores_path(run_dir, step)
-            with atomic_path(target) as tmp:
-                pq.write_table(scores_table(frame, probes.schema), tmp, compression="zstd")
-            written.append(target)
+            frame = score_checkpoint(plan, directory, step=step, device=device, batch_tokens=batch_tokens, probes=probes, block_pairs=block_pairs)
+            written.append(write_scores(run_dir, step, frame, probes.schema))
             if progress is not None:
                 progress.update(1)
     finally:
         if progress is not None:
             progress.close()
     return written
-
-

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +227,39 @@ def test_items_lacking_a_probe_field_get_no_row(plan):
     assert mc_probes, "the fixture plan must have multiple-choice probes"
     assert len(keys) == len(plan_probes(plan).keys) - len(mc_probes)
     assert not ((keys["item_index"] == mc_item) & keys["probe"].isin(mc_probes)).any()
+
+
+def _score_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "designkit.cli", "score", *map(str, args), "--quiet"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_scoring_on_two_processes_writes_the_rows_of_one(run_dir, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for copy in (one, two):
+        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("scores"))
+    n_pairs = len(plan_probes(RunDir.open(one).plan()).jobs)
+    assert n_pairs > 4 * 16  # several blocks each: both processes score some
+    assert score_run(one, device="cpu", block_pairs=16, show_progress=False) == [scores_path(one, 0), scores_path(one, 40)]
+    # Fabric's subprocess launcher re-runs `python -m designkit.cli score ...` for rank 1
+    result = _score_cli(two, "--devices", "2", "--device", "cpu", "--block-pairs", "16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("scored 2 checkpoint(s)") == 1  # only rank 0 reports
+    for step in (0, 40):
+        assert pq.read_table(scores_path(two, step)).equals(pq.read_table(scores_path(one, step)))  # same order, same values
+
+
+def test_blocks_cover_every_pair_once_in_plan_order():
+    from engine.score import pair_blocks
+
+    assert pair_blocks(5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert pair_blocks(0, 2) == []
+    with pytest.raises(InputError, match="--block-pairs"):
+        pair_blocks(5, 0)
+
+
+def test_devices_need_a_device_type_not_one_device(run_dir):
+    with pytest.raises(InputError, match="--device: expected auto, cpu or cuda with --devices N"):
+        score_run(run_dir, devices=2, device="cuda:0")
