@@ -25,7 +25,7 @@ def test_planning_layers_import_without_torch(tmp_path):
     result = _run(
         """
         import designkit.planning, designkit.design, designkit.data, designkit.analysis, designkit.kinds
-        import designkit.runfile, designkit.analysis.report, designkit.probes
+        import designkit.runfile, designkit.analysis.report, designkit.probes, designkit.provenance
         import designkit.planning.interference, designkit.planning.subplan, designkit.interference_cli
         import designkit.analysis.interference, designkit.analysis.interference_report
         assert "torch" not in sys.modules

@@ -49,8 +49,11 @@ APPLIED_SCHEMA = pa.schema(
         ("item_index", pa.int32()),
         ("item_id", pa.string()),
         ("edit", pa.string()),
+        ("checksum", pa.int64()),
     ]
 )
+"""``checksum``: of the edited span's tokens read back from the trained batch (insert, remove)
+or of the noise parameters handed to the embedding hook (noise); see ``designkit.provenance``."""
 APPLIED_COLUMNS = tuple(APPLIED_SCHEMA.names)
 SCORE_KEY_SCHEMA = pa.schema(
     [
@@ -180,7 +183,7 @@ class RunDir:
 
     # applied log
     def applied(self) -> pd.DataFrame:
-        """``applied.parquet``: every edit the run applied, ``edit`` and ``item_id`` as plain strings."""
+        """``applied.parquet``: every edit the run applied with its checksum, ``edit`` and ``item_id`` as plain strings."""
         if "applied" not in self._cache:
             file = self.path / APPLIED_FILE
             if not file.is_file():

@@ -1,12 +1,17 @@
 """Provenance: the log of every edit the run actually applied (``applied.parquet``).
 
-Each rank records the edit rows of the batches it trained and writes them in chunks,
+For every edit of a batch it trained, a rank records the edit and a checksum of what the
+model received, read back from the trained tokens after the edit: the tokens of the edited
+span (``insert``, ``remove``) and the parameters the embedding-noise hook got (``noise``,
+noisy inserts).
+It writes them in chunks,
 ``applied/part-FIRST-LAST-rRANK.parquet`` for steps ``[FIRST, LAST]``, at every checkpoint
 and every few steps, so a crash loses at most the current chunk. A resume drops the rows
 of steps the run will train again. At the end rank 0 merges the chunks into
-``applied.parquet`` and checks it against the plan: the same multiset of
-``(global_seq, offset, item_index, edit)``. Any difference is an engine bug and stops the
-run loudly.
+``applied.parquet`` and checks it against the plan with ``designkit.provenance.check_run``
+(the same check ``designkit analyze`` runs): the plan's edits, at their steps, each with
+the checksum the plan's tokens imply. Any difference is an engine bug and stops the run
+loudly.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from designkit import atomic_files
+from designkit.provenance import AppliedCheck, check_run, noise_checksums, span_checksums
 from designkit.runfile import APPLIED_DIR, APPLIED_FILE
 from designkit.runfile import APPLIED_SCHEMA as SCHEMA
-from engine.stream import EDIT_NAMES, PlanEdits, StepBatch
+from engine.stream import EDIT_NAMES, NOISE, PlanEdits, StepBatch
 
 _PART = re.compile(r"^part-(\d{8})-(\d{8})-r(\d{5})\.parquet$")
 
@@ -31,7 +37,7 @@ class AppliedLogMismatch(RuntimeError):
     """The edits applied differ from the plan's placements: the run is not the planned experiment."""
 
 
-def _edit_rows(edits: PlanEdits, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray, rank: int) -> pa.Table:
+def _edit_rows(edits: PlanEdits, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray, rank: int, checksum: np.ndarray) -> pa.Table:
     counts = hi - lo
     first = np.repeat(np.cumsum(counts) - counts, counts)
     rows = np.repeat(lo, counts) + np.arange(int(counts.sum()), dtype=np.int64) - first
@@ -47,9 +53,37 @@ def _edit_rows(edits: PlanEdits, steps: np.ndarray, lo: np.ndarray, hi: np.ndarr
             "item_index": item_index,
             "item_id": pa.array(item_ids[item_index], type=pa.string()),
             "edit": pa.array(np.asarray(EDIT_NAMES, dtype=object)[edits.edit[rows]], type=pa.string()),
+            "checksum": checksum.astype(np.int64),
         },
         schema=SCHEMA,
     )
+
+
+def applied_checksums(batch: StepBatch, tokens: np.ndarray, edits: PlanEdits) -> np.ndarray:
+    """Checksums of the batch's edits ``[edit_lo, edit_hi)`` as ``designkit.provenance`` defines
+    them, read back from ``tokens`` (the rows this rank trained, after every edit) and from the
+    noise the batch hands the embedding hook (``noise_rows``, ``noise_offsets``, …)."""
+    lo, hi = batch.edit_lo, batch.edit_hi
+    rows = edits.global_seq[lo:hi] - batch.first_seq
+    offset = edits.offset[lo:hi].astype(np.int64)
+    n_tokens = edits.n_tokens[lo:hi].astype(np.int64)
+    kind = edits.edit[lo:hi]
+    tokens = np.ascontiguousarray(tokens)
+    out = np.zeros(hi - lo, dtype=np.int64)
+    spans = kind != NOISE
+    out[spans] = span_checksums(tokens.reshape(-1), rows[spans] * tokens.shape[1] + offset[spans], n_tokens[spans])
+    noisy = (kind == NOISE) | (edits.noise_std[lo:hi] > 0)
+    if noisy.any():
+        # what the hook receives for the edit's (row, offset); nothing: seed -1, std NaN
+        where = {(int(r), int(o)): i for i, (r, o) in enumerate(zip(batch.noise_rows, batch.noise_offsets))}
+        found = np.array([where.get((int(r), int(o)), -1) for r, o in zip(rows[noisy], offset[noisy])], dtype=np.int64)
+        hit = found >= 0
+        take = np.where(hit, found, 0)
+        seeds = np.where(hit, batch.noise_seeds[take] if len(batch.noise_seeds) else -1, -1)
+        stds = np.where(hit, batch.noise_stds[take] if len(batch.noise_stds) else np.nan, np.nan).astype(np.float32)
+        lengths = np.where(hit, batch.noise_lengths[take] if len(batch.noise_lengths) else -1, -1)
+        out[noisy] ^= noise_checksums(seeds, stds, offset[noisy], lengths)
+    return out
 
 
 class AppliedLog:
@@ -62,25 +96,30 @@ class AppliedLog:
         self._first_step: int | None = None
         self._last_step: int | None = None
         self._pending: list[tuple[int, int, int]] = []  # (step, edit_lo, edit_hi)
+        self._checksums: list[np.ndarray] = []
 
-    def record(self, batch: StepBatch) -> None:
+    def record(self, batch: StepBatch, tokens: np.ndarray) -> None:
+        """Log the batch's edits with checksums read back from ``tokens``, the trained rows."""
         if self._first_step is None:
             self._first_step = batch.step
         self._last_step = batch.step
         if batch.edit_hi > batch.edit_lo:
             self._pending.append((batch.step, batch.edit_lo, batch.edit_hi))
+            self._checksums.append(applied_checksums(batch, tokens, self.edits))
 
     def flush(self) -> None:
         """Write the steps recorded since the last flush as one chunk (also when it holds no edit)."""
         if self._first_step is None:
             return
         pending = np.asarray(self._pending, dtype=np.int64).reshape(-1, 3)
-        table = _edit_rows(self.edits, pending[:, 0], pending[:, 1], pending[:, 2], self.rank)
+        checksum = np.concatenate(self._checksums) if self._checksums else np.zeros(0, dtype=np.int64)
+        table = _edit_rows(self.edits, pending[:, 0], pending[:, 1], pending[:, 2], self.rank, checksum)
         name = f"part-{self._first_step:08d}-{self._last_step:08d}-r{self.rank:05d}.parquet"
         with atomic_files.atomic_path(self.dir / name) as tmp:
             pq.write_table(table, tmp)
         self._first_step = self._last_step = None
         self._pending = []
+        self._checksums = []
 
 
 def _parts(run_dir: Path) -> list[tuple[Path, int, int]]:
@@ -123,39 +162,13 @@ def merge(run_dir: Path) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False).replace_schema_metadata(None)
 
 
-def check_against_plan(table: pa.Table, edits: PlanEdits) -> None:
-    """Raise AppliedLogMismatch unless the applied edits are exactly the plan's edits."""
-    code = {name: i for i, name in enumerate(EDIT_NAMES)}
-    applied = np.rec.fromarrays(
-        [
-            table["global_seq"].to_numpy().astype(np.int64),
-            table["offset"].to_numpy().astype(np.int64),
-            table["item_index"].to_numpy().astype(np.int64),
-            np.array([code[e] for e in table["edit"].to_pylist()], dtype=np.int64),
-        ],
-        names="global_seq,offset,item_index,edit",
-    )
-    planned = np.rec.fromarrays(
-        [edits.global_seq, edits.offset.astype(np.int64), edits.item_index.astype(np.int64), edits.edit.astype(np.int64)],
-        names="global_seq,offset,item_index,edit",
-    )
-    applied.sort()
-    planned.sort()
-    if len(applied) == len(planned) and np.array_equal(applied, planned):
-        return
-    missing = np.setdiff1d(planned, applied)
-    extra = np.setdiff1d(applied, planned)
-    example = f"; e.g. planned but not applied: {missing[0].tolist()}" if len(missing) else (f"; e.g. applied but not planned: {extra[0].tolist()}" if len(extra) else "")
-    raise AppliedLogMismatch(
-        f"applied log differs from the plan: {len(planned)} planned edits, {len(applied)} applied, "
-        f"{len(missing)} missing, {len(extra)} not in the plan{example} (global_seq, offset, item_index, edit)"
-    )
-
-
-def finalize(run_dir: Path, edits: PlanEdits) -> pa.Table:
-    """Merge the chunks into ``applied.parquet`` (atomically) and check it against the plan."""
+def finalize(run_dir: Path, plan) -> tuple[pa.Table, AppliedCheck]:
+    """Merge the chunks into ``applied.parquet`` (atomically) and check it against the plan;
+    AppliedLogMismatch unless it agrees."""
     table = merge(run_dir)
     with atomic_files.atomic_path(Path(run_dir) / APPLIED_FILE) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    check_against_plan(table, edits)
-    return table
+    check = check_run(plan, table.to_pandas())
+    if not check.agrees:
+        raise AppliedLogMismatch(check.describe())
+    return table, check

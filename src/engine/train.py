@@ -219,8 +219,8 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
             lr = continuation.learning_rate(step, loop, cont)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            tokens = batch.tensor.to(fabric.device, non_blocking=True)
-            inputs, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+            trained = batch.tensor.to(fabric.device, non_blocking=True)
+            inputs, targets = trained[:, :-1].contiguous(), trained[:, 1:].contiguous()
 
             for micro in range(loop.accumulation):
                 rows = slice(micro * loop.micro_batch_size, (micro + 1) * loop.micro_batch_size)
@@ -237,7 +237,8 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
                 fabric.clip_gradients(model, optimizer, max_norm=loop.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            log.record(batch)
+            # provenance reads back the trained rows (on an accelerator, the host tensor they were copied from: no sync per step)
+            log.record(batch, (trained if trained.device.type == "cpu" else batch.tensor).numpy())
             done, window_steps = step + 1, window_steps + 1
 
             row = None
@@ -280,7 +281,7 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
     error, n_applied = None, 0
     if rank0:
         try:
-            n_applied = applied_log.finalize(run_dir, stream.edits).num_rows
+            n_applied = applied_log.finalize(run_dir, plan)[0].num_rows
         except AppliedLogMismatch as exc:
             error = str(exc)
         if run_logger is not None:

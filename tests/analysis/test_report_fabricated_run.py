@@ -23,6 +23,8 @@ from tiny_designs import tiny_design, write_design
 from scipy import stats
 
 from designkit.probes import BUILTIN_PROBES, PROBES, scores_schema
+from designkit.planning.planfile import Plan
+from designkit.provenance import plan_checksums
 from designkit.runfile import RunDir
 
 # (center, sd, direction of a real effect) of each continuous score column
@@ -172,6 +174,8 @@ def _write_applied(run_dir: Path, plan_dir: Path, meta: dict, drop: int) -> None
         "item_index": placements["item_index"].astype("int32"),
         "item_id": placements["item_id"].astype(str),
         "edit": placements["edit"].astype(str),
+        # what the engine reads back from a correctly trained batch: the plan's own checksums
+        "checksum": plan_checksums(Plan.open(plan_dir))[drop:],
     })
     pq.write_table(pa.Table.from_pandas(applied, preserve_index=False), run_dir / "applied.parquet")
 

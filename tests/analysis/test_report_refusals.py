@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from designkit.analysis.report import analyze_run
-from designkit.analysis.applied_check import check_applied
 from designkit.cli import main
 from designkit.errors import InputError
 
@@ -141,21 +140,6 @@ def test_an_applied_log_disagreement_can_be_reported_for_debugging(plan_dir, tmp
     page = (report.path / "report.html").read_text(encoding="utf-8")
     assert 'class="flag"' in page and "applied log differs" in page
     assert "RED FLAG: applied log differs" in report.console_summary()
-
-
-def test_check_applied_counts_missing_extra_and_misplaced_edits():
-    planned = pd.DataFrame({"global_seq": [0, 9, 17], "offset": [3, 0, 5], "item_index": [1, 2, 1],
-                            "edit": ["insert", "insert", "insert"]})
-    applied = planned.assign(step=[0, 1, 2])
-    assert check_applied(planned, applied, global_batch=8).agrees
-    moved = applied.assign(offset=[3, 0, 6])
-    check = check_applied(planned, moved, global_batch=8)
-    assert (check.missing, check.extra, check.agrees) == (1, 1, False)
-    late = applied.assign(step=[0, 1, 3])
-    assert check_applied(planned, late, global_batch=8).wrong_step == 1
-    doubled = pd.concat([applied, applied.iloc[:1]])
-    check = check_applied(planned, doubled, global_batch=8)
-    assert (check.missing, check.extra) == (0, 1)  # a multiset: an edit applied twice is one too many
 
 
 def test_cli_analyze_refusal_exits_2_with_one_line(plan_dir, tmp_path, capsys):

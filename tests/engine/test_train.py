@@ -16,7 +16,9 @@ from designkit.cli import main as designkit_main
 from designkit.errors import InputError
 from designkit.planning import Plan
 from designkit.planning.planfile import write_plan
+from designkit.provenance import check_run
 from engine import checkpoint, settings
+from engine.applied_log import AppliedLogMismatch
 from engine.model import embedding_noise, noise_tensor
 from engine.stream import InjectingStream
 from engine.train import train
@@ -53,6 +55,31 @@ def test_applied_log_equals_the_plans_placements(trained_run, engine_plan):
     assert (applied["rank"] == 0).all()
     items = plan.items().set_index("item_index")["item_id"]
     assert (applied["item_id"].to_numpy() == items.loc[applied["item_index"]].to_numpy()).all()
+    assert check_run(plan, applied).agrees  # the analysis's check of the same log
+
+
+def test_training_with_a_wrong_payload_in_the_stream_is_stopped_and_analysis_refuses_it(tmp_path, engine_plan, monkeypatch):
+    """A planted stream bug: the batches carry one token of an inserted item's payload changed."""
+    plan = Plan.open(engine_plan)
+    item = int(plan.placements()["item_index"].iloc[0])
+    first_token = int(plan.payload[1][item])
+    apply = InjectingStream._apply
+
+    def corrupted(self, out, first_seq, lo, hi):
+        original = self.payload_tokens
+        self.payload_tokens = original.copy()
+        self.payload_tokens[first_token] += 1
+        try:
+            apply(self, out, first_seq, lo, hi)
+        finally:
+            self.payload_tokens = original
+
+    monkeypatch.setattr(InjectingStream, "_apply", corrupted)
+    with pytest.raises(AppliedLogMismatch, match="trained other tokens than the plan's"):
+        train(engine_plan, tmp_path / "run", accelerator="cpu", show_progress=False)
+    check = check_run(plan, pd.read_parquet(tmp_path / "run" / "applied.parquet"))
+    repetitions = int((plan.placements()["item_index"] == item).sum())
+    assert (check.missing, check.extra, check.wrong_step, check.wrong_tokens) == (0, 0, 0, repetitions)
 
 
 def test_loss_falls_on_a_small_real_run(trained_run):

@@ -27,7 +27,6 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 import designkit
-from designkit.analysis.applied_check import AppliedCheck, check_applied
 from designkit.analysis.dose_response import DoseResponse
 from designkit.analysis.effects import CONFIRMATORY, finite_values
 from designkit.analysis.equivalence import equivalence_table
@@ -40,6 +39,7 @@ from designkit.analysis.power_check import achieved_mde_table
 from designkit.analysis.tidy import to_frame
 from designkit.errors import InputError
 from designkit.plan_types import ExperimentSpec
+from designkit.provenance import AppliedCheck, check_run
 from designkit.runfile import RunDir
 
 # arm verdicts (confirmatory test of one treated arm)
@@ -220,7 +220,7 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunRes
     if unscored:
         raise InputError(run.path / "scores", None,
                          f"expected scores for every checkpoint; steps {unscored} are not scored (run designkit score {run.path})")
-    applied = check_applied(plan.placements(), run.applied(), plan.global_batch)
+    applied = check_run(plan, run.applied())  # the check train ran: edits, steps and trained tokens' checksums
     if not applied.agrees and not allow_applied_mismatch:
         raise InputError(run.path / "applied.parquet", None,
                          f"expected exactly the plan's edits; {applied.describe()}. The run is not the planned experiment, "
