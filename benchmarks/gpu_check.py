@@ -1,6 +1,6 @@
 """One-GPU check of the engine: bf16, torch.compile, fused AdamW, FSDP, MFU vs a plain loop, injection cost.
 
-    benchmarks/gpu_check.sh              # one H100/H200, about 4-6 minutes, offline
+    benchmarks/gpu_check.sh              # one H100/H200, offline; sized for < 8 minutes (not yet timed on a GPU)
     benchmarks/gpu_check.sh --cpu-smoke  # tiny model, few steps, CPU (run by the tests)
 
 GPU mode: a GPT-2-small-sized LitGPT model (12 layers, 768 wide, LLaMA MLP, ~120M
