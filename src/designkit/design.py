@@ -194,6 +194,21 @@ class Design:
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
 
 
+def _resolve(base_dir: Path, text: str, file: Path, field: str) -> Path:
+    """``text`` as a path relative to the design's directory; InputError if it cannot be one."""
+    try:
+        return (base_dir / text).resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a loop of links
+        raise InputError(file, field, f"expected a path, got {quote(text)} ({exc})") from None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system is no file there
+        return False
+
+
 def _check_window(window: tuple[float, float], file: Path, path: str) -> None:
     lo, hi = window
     if not (0.0 <= lo < hi <= 1.0):
@@ -219,8 +234,8 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
     except InputError as exc:
         raise InputError(file, f"{at}.{exc.field}" if exc.field else at, exc.detail) from None
     if items.generate is None:
-        resolved = (base_dir / items.path).resolve()
-        if not resolved.is_file():
+        resolved = _resolve(base_dir, items.path, file, f"{at}.items")
+        if not _is_file(resolved):
             raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {quote(items.path)} (resolved to {resolved})")
         if resolved.suffix not in (".jsonl", ".parquet"):
             raise InputError(file, f"{at}.items", f"expected a .jsonl or .parquet file, got {quote(items.path)}")
@@ -267,8 +282,8 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if len(given) != 1:
         raise InputError(file, "run.model", f"expected exactly one of config, name or checkpoint, got {given or 'none'}")
     if model.checkpoint is not None:
-        checkpoint = (base_dir / model.checkpoint).resolve()
-        if not (checkpoint / "lit_model.pth").is_file():
+        checkpoint = _resolve(base_dir, model.checkpoint, file, "run.model.checkpoint")
+        if not _is_file(checkpoint / "lit_model.pth"):
             raise InputError(file, "run.model.checkpoint", f"expected a LitGPT checkpoint directory holding lit_model.pth, got {quote(model.checkpoint)} (resolved to {checkpoint})")
         model = replace(model, checkpoint=str(checkpoint))
     corpus = run.corpus
@@ -276,8 +291,8 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if corpus.startswith(sources.BUILTIN_PREFIX) and corpus != builtin:
         raise InputError(file, "run.corpus", f"expected {builtin} or a prepared corpus directory, got {quote(corpus)}")
     if not corpus.startswith("builtin:"):
-        resolved = (base_dir / corpus).resolve()
-        if not (resolved / "corpus.json").is_file():
+        resolved = _resolve(base_dir, corpus, file, "run.corpus")
+        if not _is_file(resolved / "corpus.json"):
             raise InputError(file, "run.corpus", f"expected builtin:stdlib-docs or a prepared corpus directory, got {quote(corpus)} (resolved to {resolved})")
         corpus = str(resolved)
     tokenizer = run.tokenizer
@@ -285,8 +300,8 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
         if (tokenizer.train_vocab is None) == (tokenizer.path is None):
             raise InputError(file, "run.tokenizer", "expected exactly one of train_vocab or path for a builtin corpus")
     if tokenizer.path is not None:
-        resolved = (base_dir / tokenizer.path).resolve()
-        if not (resolved / "tokenizer.json").is_file():
+        resolved = _resolve(base_dir, tokenizer.path, file, "run.tokenizer.path")
+        if not _is_file(resolved / "tokenizer.json"):
             raise InputError(file, "run.tokenizer.path", f"expected a directory holding tokenizer.json, got {quote(tokenizer.path)}")
         tokenizer = replace(tokenizer, path=str(resolved))
     training = run.training

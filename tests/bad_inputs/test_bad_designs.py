@@ -87,6 +87,8 @@ CASES = {
     "model_checkpoint_missing": (lambda d: d["run"].update(model={"checkpoint": "no/such/checkpoint"}), "run.model.checkpoint"),
     # corpus and tokenizer
     "corpus_missing_directory": (_set("run.corpus", "no/such/corpus"), "run.corpus"),
+    "corpus_path_too_long_for_the_file_system": (_set("run.corpus", "X" * 300), "run.corpus"),
+    "items_path_with_nul_byte": (_set(f"{BENCH}.items", "items\0.jsonl"), "experiments[0].items"),
     "corpus_unknown_builtin": (lambda d: d["run"].update(corpus="builtin:wikipedia", tokenizer={"train_vocab": 512}), "run.corpus"),
     "builtin_corpus_without_tokenizer": (_set("run.corpus", "builtin:stdlib-docs"), "run.tokenizer"),
     "tokenizer_both_given": (lambda d: d["run"].update(corpus="builtin:stdlib-docs", tokenizer={"train_vocab": 512, "path": "tok"}), "run.tokenizer"),
