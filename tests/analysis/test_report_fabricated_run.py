@@ -98,9 +98,7 @@ def plan_meta(plan_dir: Path) -> dict:
 
 
 def plan_hash(plan_dir: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256((plan_dir / "plan.json").read_bytes()).hexdigest()
+    return plan_meta(plan_dir)["plan_hash"]
 
 
 def make_run(

@@ -81,16 +81,11 @@ def test_broken_plan_is_refused_by_train(case, tmp_path, plan_copy, capsys):
     refused(["train", plan_copy, "--out", tmp_path / "run", "--accelerator", "cpu", "--quiet"], capsys, tmp_path, file=file, key=key)
 
 
-HSEC_PLAN = "hsec: plan.json's own content is covered by the plan hash"
-
-
-@pytest.mark.xfail(strict=True, reason=HSEC_PLAN)
 def test_edited_learning_rate_in_plan_json_is_refused(tmp_path, plan_copy, capsys):
     rewrite_json(plan_copy / "plan.json", lambda m: m["training"].update(learning_rate=0.5))
     refused(["train", plan_copy, "--out", tmp_path / "run", "--accelerator", "cpu", "--quiet"], capsys, tmp_path, file="plan.json", key=None)
 
 
-@pytest.mark.xfail(strict=True, reason=HSEC_PLAN)
 def test_edited_items_with_updated_hash_is_refused(tmp_path, plan_copy, capsys):
     from designkit.planning.planfile import sha256_file
 

@@ -23,8 +23,9 @@ from designkit import atomic_files, plan_types
 from designkit.data.tokenizer import TOKENIZER_FILES
 from designkit.errors import InputError, quote
 
-FORMAT = "designkit-plan/2"  # 2: placements carry noise_std; reserved.parquet lists reserve windows
+FORMAT = "designkit-plan/3"  # 2: placements carry noise_std; reserved.parquet lists reserve windows; 3: plan.json records plan_hash
 PLAN_FILE = "plan.json"
+PLAN_HASH_KEY = "plan_hash"
 EDIT_KINDS = plan_types.EDIT_KINDS
 
 
@@ -128,9 +129,21 @@ def write_plan(
                 shutil.copyfile(tokenizer_dir / name, tmp / "tokenizer" / name)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         plan = {**plan, "format": FORMAT, "files": {str(p.relative_to(tmp)): sha256_file(p) for p in files}}
-        text = atomic_files.dumps_json(plan)
-        atomic_files.write_text(tmp / PLAN_FILE, text)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        plan_hash = content_hash(plan)
+        atomic_files.write_text(tmp / PLAN_FILE, atomic_files.dumps_json({**plan, PLAN_HASH_KEY: plan_hash}))
+    return plan_hash
+
+
+def content_hash(meta: dict[str, Any]) -> str:
+    """The plan hash: sha256 of plan.json's canonical JSON without its own ``plan_hash``.
+
+    plan.json lists the sha256 of every other file, so this one digest covers the whole
+    plan directory: a setting edited in plan.json, or a file edited and its listed hash
+    updated, changes it. Canonical (sorted keys, fixed layout), so it does not depend on
+    how plan.json happens to be formatted.
+    """
+    body = {key: value for key, value in meta.items() if key != PLAN_HASH_KEY}
+    return hashlib.sha256(atomic_files.dumps_json(body).encode("utf-8")).hexdigest()
 
 
 _SECTIONS = {
@@ -173,6 +186,17 @@ def check_structure(meta: Any, plan_file: Path) -> None:
         raise InputError(plan_file, "geometry.n_sequences", f"expected steps × global_batch = {geometry.steps * geometry.global_batch}, got {geometry.n_sequences}")
 
 
+def verify_content_hash(meta: dict[str, Any], plan_file: Path) -> str:
+    """The plan hash recorded in plan.json, after checking it is the hash of plan.json's content."""
+    recorded = meta.get(PLAN_HASH_KEY)
+    if not isinstance(recorded, str) or len(recorded) != 64:
+        raise InputError(plan_file, PLAN_HASH_KEY, "expected the sha256 of plan.json's content, as designkit plan records it, found none")
+    actual = content_hash(meta)
+    if actual != recorded:
+        raise InputError(plan_file, PLAN_HASH_KEY, f"expected {recorded[:12]}… as recorded, got {actual[:12]}… (plan.json was edited)")
+    return recorded
+
+
 def _parse(parse, value: Any, plan_file: Path, at: str) -> None:
     if not isinstance(value, dict):
         raise InputError(plan_file, at, f"expected a JSON object, got {type(value).__name__}")
@@ -209,7 +233,7 @@ class Plan:
         except json.JSONDecodeError as exc:
             raise InputError(plan_file, f"line {exc.lineno}", f"expected JSON ({exc.msg})") from None
         check_structure(meta, plan_file)
-        plan = cls(path=path, meta=meta, hash=hashlib.sha256(raw).hexdigest())
+        plan = cls(path=path, meta=meta, hash=verify_content_hash(meta, plan_file))
         if verify:
             plan.verify()
         return plan
