@@ -99,7 +99,7 @@ def write_run(root: Path, plan, model, n_checkpoints: int) -> Path:
 
     run = root / "run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"format": "designkit-run/1", "plan_path": str(plan.path), "plan_hash": plan.hash}))
+    (run / "run.json").write_text(json.dumps({"format": "designkit-run/2", "plan_path": str(plan.path), "plan_hash": plan.hash}))
     for step in range(1, n_checkpoints + 1):
         directory = run / "checkpoints" / f"step-{step:08d}"
         directory.mkdir(parents=True)

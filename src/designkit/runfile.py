@@ -1,4 +1,4 @@
-"""Read side of a RUN dir (docs/formats.md, format ``designkit-run/1``), without torch.
+"""Read side of a RUN dir (docs/formats.md, format ``designkit-run/2``), without torch.
 
 The engine writes run dirs; the analysis only reads them. This module is that reader: it
 checks ``run.json`` once and hands out the checkpoints, metrics, applied log and scores as
@@ -22,7 +22,7 @@ from designkit.errors import InputError, quote
 
 # The RUN dir's names and columns (docs/formats.md, "RUN dir"): the engine writes with these,
 # the analysis reads with these; nobody spells them out again.
-FORMAT = "designkit-run/1"
+FORMAT = "designkit-run/2"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 MODEL_FILE = "lit_model.pth"
@@ -114,7 +114,7 @@ class RunDir:
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunDir:
-        """Read ``run.json``; InputError unless it is a ``designkit-run/1`` file naming its plan."""
+        """Read ``run.json``; InputError unless it is a ``designkit-run/2`` file naming its plan."""
         path = Path(run_dir)
         run_file = path / RUN_FILE
         if not run_file.is_file():

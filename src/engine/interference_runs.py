@@ -11,12 +11,12 @@ from pathlib import Path
 
 from designkit.errors import InputError
 from designkit.planning.interference import InterferenceDir
-from designkit.runfile import RunDir
+from designkit.runfile import APPLIED_FILE, RUN_FILE, RunDir
 
 
 def is_finished(run_dir: Path, steps: int) -> bool:
     """A run dir that holds its final checkpoint and the merged, checked applied log."""
-    if not (run_dir / "run.json").is_file() or not (run_dir / "applied.parquet").is_file():
+    if not (run_dir / RUN_FILE).is_file() or not (run_dir / APPLIED_FILE).is_file():
         return False
     return steps in RunDir.open(run_dir).checkpoints()
 

@@ -44,7 +44,7 @@ def plan_config(plan) -> Config:
 
 def checkpoint_model_config(directory: str | Path) -> Config:
     """The ``Config`` of a LitGPT checkpoint dir, from its ``model_config.yaml`` read as data only."""
-    path = Path(directory) / "model_config.yaml"
+    path = Path(directory) / MODEL_CONFIG_FILE
     return build_config(read_config_file(path), path, None)
 
 

@@ -30,7 +30,7 @@ from designkit.planning.planfile import PLAN_FILE, Plan
 from designkit.probes import PlanProbes, ProbeContext
 from designkit.probes import plan_probes as resolve_plan_probes
 from designkit.runfile import SCORE_KEY_COLUMNS as KEY_COLUMNS
-from designkit.runfile import RunDir, scores_file
+from designkit.runfile import MODEL_CONFIG_FILE, MODEL_FILE, RunDir, scores_file
 from engine import weights
 from engine.model import checkpoint_model_config
 from engine.probes import DEFAULT_BATCH_TOKENS, required_context, score_probes
@@ -80,12 +80,12 @@ def load_checkpoint(checkpoint_dir: str | Path, *, device: str | torch.device = 
     from litgpt.model import GPT
 
     checkpoint_dir = Path(checkpoint_dir)
-    for name in ("model_config.yaml", "lit_model.pth"):
+    for name in (MODEL_CONFIG_FILE, MODEL_FILE):
         if not (checkpoint_dir / name).is_file():
-            raise InputError(checkpoint_dir, name, "expected a LitGPT checkpoint directory (lit_model.pth + model_config.yaml)")
+            raise InputError(checkpoint_dir, name, f"expected a LitGPT checkpoint directory ({MODEL_FILE} + {MODEL_CONFIG_FILE})")
     device = resolve_device(device)
     config = checkpoint_model_config(checkpoint_dir)
-    state = weights.read_model_weights(checkpoint_dir / "lit_model.pth", config, checkpoint_dir / "model_config.yaml")
+    state = weights.read_model_weights(checkpoint_dir / MODEL_FILE, config, checkpoint_dir / MODEL_CONFIG_FILE)
     with torch.device(device):
         model = GPT(config)
     model.load_state_dict(state)
@@ -136,7 +136,7 @@ def _check_block_size(probes: PlanProbes, model, checkpoint_dir: Path) -> None:
         needed = required_context(job)
         if needed > limit:
             raise InputError(
-                checkpoint_dir / "model_config.yaml",
+                checkpoint_dir / MODEL_CONFIG_FILE,
                 "block_size",
                 f"expected at least {needed} tokens to score {item_id} with probe {probe!r}, got {limit}",
             )

@@ -122,7 +122,7 @@ def make_run(
 
         plan_path = Path(os.path.relpath(plan_path, run_dir.resolve()))
     (run_dir / "run.json").write_text(json.dumps({
-        "format": "designkit-run/1", "plan_hash": recorded_hash or plan_hash(plan_dir), "plan_path": str(plan_path),
+        "format": "designkit-run/2", "plan_hash": recorded_hash or plan_hash(plan_dir), "plan_path": str(plan_path),
         "designkit_version": "0.1.0", "devices": 1, "world_size": 1, "strategy": "auto", "accelerator": "cpu",
         "precision": "32-true", "resumes": [],
     }), encoding="utf-8")

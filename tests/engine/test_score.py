@@ -68,7 +68,7 @@ def run_dir(tiny_plan, tmp_path_factory) -> Path:
     plan = Plan.open(tiny_plan)
     assert plan.meta["corpus"]["eos_id"] == 0
     run = tmp_path_factory.mktemp("run")
-    (run / "run.json").write_text(json.dumps({"format": "designkit-run/1", "plan_path": str(tiny_plan), "plan_hash": plan.hash}))
+    (run / "run.json").write_text(json.dumps({"format": "designkit-run/2", "plan_path": str(tiny_plan), "plan_hash": plan.hash}))
     config = plan.meta["model"]["config"]
     payloads = [plan.payload_of(i).tolist() for i in range(len(plan.items()))]
     write_checkpoint(run / "checkpoints" / "step-00000000", config, seed=0)

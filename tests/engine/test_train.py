@@ -93,7 +93,7 @@ def test_loss_falls_on_a_small_real_run(trained_run):
 
 def test_run_json_records_the_plan_and_the_settings(trained_run, engine_plan):
     meta = json.loads((trained_run / "run.json").read_text())
-    assert meta["format"] == "designkit-run/1"
+    assert meta["format"] == "designkit-run/2"
     assert meta["plan_hash"] == Plan.open(engine_plan).hash
     assert meta["plan_path"] == str(engine_plan.resolve())
     assert meta["precision"] == "32-true" and meta["accelerator"] == "cpu" and meta["world_size"] == 1

@@ -35,11 +35,11 @@ import pandas as pd
 from designkit.errors import InputError
 from designkit.planning import budget, placement
 from designkit.planning.planfile import Plan, sha256_file, write_plan
+from designkit.runfile import CHECKPOINT_FILES, MODEL_FILE, STATE_FILE
 
 OPTIMIZER_MODES = ("parent", "fresh")
 MAX_SUBRUN_INJECTED_FRACTION = 0.5
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
-_CHECKPOINT_FILES = ("lit_model.pth", "model_config.yaml", "training_state.pt")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ParentCheckpoint:
         match = _STEP_DIR.match(path.name)
         if not match or path.parent.name != "checkpoints":
             raise InputError(path, None, "expected a designkit checkpoint directory RUN/checkpoints/step-XXXXXXXX")
-        missing = [name for name in _CHECKPOINT_FILES if not (path / name).is_file()]
+        missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]  # runfile's complete checkpoint
         if missing:
             raise InputError(path, missing[0], "expected a complete designkit checkpoint (weights, config and training state)")
         run_dir = path.parent.parent
@@ -234,7 +234,7 @@ def write_subplan(
     meta["model"] = {
         **meta["model"],
         "checkpoint": str(checkpoint.path),
-        "checkpoint_sha256": sha256_file(checkpoint.path / "lit_model.pth"),
+        "checkpoint_sha256": sha256_file(checkpoint.path / MODEL_FILE),
     }
     training = meta["training"]
     parent_warmup = int(training["warmup_steps"])
@@ -244,7 +244,7 @@ def write_subplan(
         "optimizer": settings.optimizer,
         "parent_plan_hash": parent.hash,
         "parent_step": checkpoint.step,
-        "training_state_sha256": sha256_file(checkpoint.path / "training_state.pt") if settings.optimizer == "parent" else None,
+        "training_state_sha256": sha256_file(checkpoint.path / STATE_FILE) if settings.optimizer == "parent" else None,
         # the LR of sub-run step s is the parent's schedule at step parent_step + s
         "schedule_start": checkpoint.step,
         "schedule_steps": parent.steps,
