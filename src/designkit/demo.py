@@ -22,6 +22,7 @@ def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None 
 
     out = Path(out)
     design_path = Path(design) if design is not None else builtin_design()
+    atomic_files.check_output_dir(out)  # a file, or a place that cannot be written: before minutes of work
     artefacts.check_output(out, "demo", force=force, option="--out")
     timings: dict[str, float] = {}
 

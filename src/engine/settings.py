@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from designkit.errors import InputError
+from designkit.errors import InputError, clip, quote
 
 STRATEGIES = ("auto", "ddp", "fsdp")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu")
@@ -152,7 +152,10 @@ def make_fabric(*, accelerator: str, devices: int | str, num_nodes: int, strateg
     try:
         return L.Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=chosen, precision=precision)
     except (ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(None, "devices", f"expected a launchable device setup ({str(exc).splitlines()[0]})") from None
+        reason = clip(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if "precision" in reason.lower():  # blame the setting at fault, not the devices
+            raise InputError(None, "training.precision", f"expected a precision Fabric supports here, got {quote(precision)} ({reason})") from None
+        raise InputError(None, "devices", f"expected a launchable device setup ({reason})") from None
 
 
 @contextlib.contextmanager

@@ -280,3 +280,12 @@ def test_resume_with_another_plan_is_refused(tmp_path, run_copy, capsys):
     rewrite_json(run_copy / "run.json", lambda m: m.update(plan_hash="f" * 64))
     plan = Path(json.loads((run_copy / "run.json").read_text())["plan_path"])
     refused(["train", plan, "--out", run_copy, "--resume", "--accelerator", "cpu", "--quiet"], capsys, tmp_path, file="run.json", key="plan_hash")
+
+
+def test_bad_precision_at_launch_is_blamed_on_precision_not_devices():
+    from designkit.errors import InputError
+    from engine.settings import make_fabric
+
+    with pytest.raises(InputError) as refusal:
+        make_fabric(accelerator="cpu", devices=1, num_nodes=1, strategy="auto", precision="fp7")
+    assert refusal.value.field == "training.precision" and "'fp7'" in str(refusal.value)
