@@ -182,12 +182,7 @@ def _tokenizer_eos_not_in_vocab(root, corpus):
 
 
 PREPARE = {name[1:]: fn for name, fn in list(globals().items()) if name.startswith("_") and callable(fn) and name not in ("_source", "_tokenizer_dir", "_prepare")}
-HSEC: dict[str, str] = {}  # issue 7 (hsec): --force replaces only a directory holding designkit's marker, landed
-
-
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=HSEC[c])) if c in HSEC else c for c in sorted(PREPARE)]
-)
+@pytest.mark.parametrize("case", sorted(PREPARE))
 def test_bad_prepare_corpus_is_refused_with_one_line(case, tmp_path, tiny_corpus, capsys):
     argv, file, key = PREPARE[case](tmp_path, tiny_corpus)
     refused(argv, capsys, tmp_path, file=file, key=key)

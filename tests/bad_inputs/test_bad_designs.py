@@ -225,12 +225,7 @@ def write_yaml_text(design: dict) -> str:
 _BUILT = {"duplicate_steps_key": _duplicate_steps, "duplicate_arm": _duplicate_arm, "alias_bomb": _alias_bomb}
 
 
-HSEC: dict[str, str] = {}  # issue 7, "Security and data loss" (hsec): all landed
-
-
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=HSEC[c])) if c in HSEC else c for c in sorted(RAW)]
-)
+@pytest.mark.parametrize("case", sorted(RAW))
 def test_broken_design_file_is_refused_with_one_line(case, tmp_path, valid_design, capsys):
     data, key = RAW[case]
     if data is None:
