@@ -148,3 +148,9 @@ def test_demo_force_replaces_a_demo_dir_by_its_marker_or_its_parts(tmp_path, tin
     (older / "notes.txt").write_text("mine\n", encoding="utf-8")
     with pytest.raises(InputError, match="demo.json"):
         artefacts.check_output(older, "demo", force=True)
+
+
+def test_analyze_interference_force_keeps_a_users_folder(tmp_path, capsys):
+    mine = _user_folder(tmp_path / "mydocs")
+    line = _refused(capsys, ["analyze-interference", tmp_path / "interference", "--out", mine, "--force", "--quiet"], tmp_path)
+    assert str(mine) in line and "interference.json" in line

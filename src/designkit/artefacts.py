@@ -33,6 +33,7 @@ TYPES = {
         ArtefactType("run", "run.json", "designkit-run/"),
         ArtefactType("report", "results.json", "designkit-report/"),
         ArtefactType("interference", "interference.json", "designkit-interference/"),
+        ArtefactType("interference-report", "interference.json", "designkit-interference-report/"),
         ArtefactType("demo", "demo.json", "designkit-demo/"),
     )
 }

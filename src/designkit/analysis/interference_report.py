@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 import designkit
-from designkit import atomic_files
+from designkit import artefacts, atomic_files
 from designkit.analysis.interference import FRAME_COLUMNS, OutcomeInfo, factorial_cells, one_at_a_time_cells, plain_summary
 from designkit.analysis.interference_figures import heatmap_figure, loss_figure
 from designkit.analysis.outcome_frame import long_outcome_frame
@@ -52,10 +52,11 @@ class InterferenceReport:
         return f"{table}\n\n{self.summary}\n\nreport written to {self.path / 'report.html'}"
 
 
-def check_report_dir(out: str | Path, force: bool) -> None:
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise InputError(out, None, "expected an empty or new report directory (use --force to replace it)")
+def check_report_dir(out: str | Path, force: bool) -> bool:
+    """Whether ``out`` exists and will be replaced; InputError unless it is new, empty or (with
+    ``force``) an interference report designkit wrote."""
+    atomic_files.check_output_dir(out)
+    return artefacts.check_output(out, "interference-report", force=force, option="--out")
 
 
 def load_scores(inter: InterferenceDir) -> tuple[pd.DataFrame, list[OutcomeInfo], dict[str, pd.DataFrame]]:
@@ -85,7 +86,7 @@ def analyze_interference(inter: InterferenceDir, frame: pd.DataFrame, outcomes: 
 
 
 def write_interference_report(directory: str | Path, out: str | Path, *, force: bool = False, alpha: float = ALPHA) -> InterferenceReport:
-    check_report_dir(out, force)
+    replace = check_report_dir(out, force)
     inter = InterferenceDir.open(directory)
     frame, outcomes, metrics = load_scores(inter)
     cells = analyze_interference(inter, frame, outcomes, alpha)
@@ -133,7 +134,7 @@ def write_interference_report(directory: str | Path, out: str | Path, *, force: 
     }
     env = _templates()
     out = Path(out)
-    with atomic_files.atomic_directory(out, replace=force) as tmp:
+    with atomic_files.atomic_directory(out, replace=replace) as tmp:
         atomic_files.write_json(tmp / "interference.json", document)
         cells.to_parquet(tmp / "interference.parquet", index=False)
         for name, _, _, png in figures:
