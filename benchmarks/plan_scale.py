@@ -7,12 +7,15 @@ ratio to the targets (60 s, 4 GB). Run: python benchmarks/plan_scale.py
 
 ``--full`` instead runs the whole ``designkit plan`` (design validation, item generation,
 randomization, tokens, budget, placement, leakage against the built-in corpus, power, plan
-files) on a design of 100k canaries of 32 tokens × dose 100 at the same geometry.
+files) on a design of 100k canaries of 32 tokens × dose 100 at the same geometry, and
+prints its wall time, CPU time (user + system; the wall time suffers when the CPUs are
+shared) and peak memory against the targets (10 s, 1.5 GB).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -22,10 +25,12 @@ import numpy as np
 import pandas as pd
 
 from designkit.planning.placement import InsertionRequest, check_placements, place_insertions
-from designkit.planning.planfile import PLACEMENTS_SCHEMA, _write_parquet
+from designkit.planning.planfile import _write_table, placements_table
 
 TARGET_SECONDS = 60.0
 TARGET_BYTES = 4 * 1024**3
+FULL_TARGET_SECONDS = 10.0
+FULL_TARGET_BYTES = 1.5e9
 
 
 def main() -> None:
@@ -55,9 +60,10 @@ def main() -> None:
     placements["item_id"] = pd.Categorical.from_codes(placements["item_index"].to_numpy(), categories=item_ids)
     placements["reserve_seq"] = np.int64(-1)
     placements["noise_seed"] = np.int64(-1)
+    placements["noise_std"] = np.float32(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "placements.parquet"
-        _write_parquet(placements[PLACEMENTS_SCHEMA.names], path, PLACEMENTS_SCHEMA)
+        _write_table(placements_table(placements, item_ids.to_numpy()), path)
         written = time.perf_counter()
         size = path.stat().st_size
         back = pd.read_parquet(path, columns=["global_seq", "offset", "n_tokens", "edit"])
@@ -103,15 +109,17 @@ def full_plan(args: argparse.Namespace) -> None:
         path = Path(tmp) / "design.yaml"
         path.write_text(yaml.safe_dump(design))
         resolve_corpus(parse_design(design, path), show_progress=False)  # the corpus is prepared once, not timed
-        start = time.perf_counter()
+        start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         result = make_plan(path, Path(tmp) / "plan", show_progress=False)
-        total = time.perf_counter() - start
+        total, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         size = sum(p.stat().st_size for p in (Path(tmp) / "plan").rglob("*") if p.is_file())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     insertions = sum(row["insertions"] for row in result.meta["budget"]["rows"])
     print(f"designkit plan: {insertions:,} placements for {2 * args.items:,} canaries, plan dir {size / 1e6:.0f} MB")
-    print(f"total {total:.1f} s = {total / TARGET_SECONDS:.2f} of the {TARGET_SECONDS:.0f} s target")
-    print(f"peak memory {peak / 1e9:.2f} GB = {peak / TARGET_BYTES:.2f} of the 4 GB target")
+    print(f"wall {total:.1f} s = {total / FULL_TARGET_SECONDS:.2f} of the {FULL_TARGET_SECONDS:.0f} s target; CPU {cpu:.1f} s = {cpu / FULL_TARGET_SECONDS:.2f} of it")
+    print(f"peak memory {peak / 1e9:.2f} GB = {peak / FULL_TARGET_BYTES:.2f} of the {FULL_TARGET_BYTES / 1e9:.1f} GB target")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,16 @@ SAMPLE_CHUNK_TOKENS = 1 << 24  # granularity of the evenly spaced chunks of a sa
 MAX_REPORTED_PAIRS = 50
 
 
-def cross_experiment_pairs(entries: np.ndarray, owners: np.ndarray, experiment_of_item: np.ndarray) -> pd.DataFrame:
-    """Pairs of items from different experiments that share at least one n-gram (``entries``: n-gram ids)."""
-    order = np.lexsort((owners, entries))
-    h, o = entries[order], owners[order]
+def cross_experiment_pairs(entries: np.ndarray, owners: np.ndarray, experiment_of_item: np.ndarray, *, presorted: bool = False) -> pd.DataFrame:
+    """Pairs of items from different experiments that share at least one n-gram (``entries``: n-gram ids;
+    ``presorted``: the pairs are already sorted by entry)."""
+    if len(experiment_of_item) == 0 or experiment_of_item.min() == experiment_of_item.max():  # one experiment: no pairs
+        return pd.DataFrame({"item_a": [], "item_b": []}, dtype=np.int64)
+    if presorted:
+        h, o = entries, owners
+    else:
+        order = np.lexsort((owners, entries))
+        h, o = entries[order], owners[order]
     exp = experiment_of_item[o]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, np.int64)
     if len(starts) == 0:
@@ -86,7 +92,7 @@ def assemble_report(items: pd.DataFrame, table: NgramTable, payload_index: np.nd
     """The leakage report from the items, their n-grams and the items found in the corpus."""
     n = table.n
     experiment_codes = pd.factorize(items["experiment"])[0]
-    pairs = cross_experiment_pairs(*table.entry_owners(), experiment_codes)
+    pairs = cross_experiment_pairs(*table.entry_owners(), experiment_codes, presorted=True)
     lengths = np.diff(payload_index)
     in_corpus = np.unique(np.asarray(in_corpus, dtype=np.int64))
     flags = pd.DataFrame(

@@ -40,8 +40,40 @@ def sha256_file(path: Path) -> str:
 def _write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = None) -> None:
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     # no pandas metadata: it would tie the bytes to the pandas version's repr of dtypes
-    table = table.replace_schema_metadata(None)
-    pq.write_table(table, path, compression="zstd", write_statistics=True)
+    _write_table(table.replace_schema_metadata(None), path)
+
+
+def _write_table(table: pa.Table, path: Path, use_dictionary: bool | list[str] = True) -> None:
+    pq.write_table(table, path, compression="zstd", write_statistics=True, use_dictionary=use_dictionary)
+
+
+def edit_codes(edit: pd.Series | np.ndarray) -> np.ndarray:
+    """int8 codes of an edit column into ``EDIT_KINDS`` (categorical columns are not re-parsed)."""
+    column = pd.Series(edit) if not isinstance(edit, pd.Series) else edit
+    if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == list(EDIT_KINDS):
+        codes = column.cat.codes.to_numpy()
+    else:
+        codes = pd.Categorical(column, categories=list(EDIT_KINDS)).codes
+    if (codes < 0).any():
+        raise ValueError(f"edits must be one of {EDIT_KINDS}")
+    return codes.astype(np.int8, copy=False)
+
+
+def placements_table(placements: pd.DataFrame, item_ids: np.ndarray) -> pa.Table:
+    """The placements as an Arrow table of PLACEMENTS_SCHEMA, built column by column from the
+    frame's arrays (numeric columns are not copied; item_id and edit are dictionary-encoded)."""
+    index = placements["item_index"].to_numpy()
+    arrays = []
+    for field in PLACEMENTS_SCHEMA:
+        if field.name == "item_id":
+            dictionary = pa.array(np.asarray(item_ids, dtype=object), type=pa.string())
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(index, type=pa.int32()), dictionary))
+        elif field.name == "edit":
+            codes = edit_codes(placements["edit"])
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int8()), pa.array(list(EDIT_KINDS), type=pa.string())))
+        else:
+            arrays.append(pa.array(placements[field.name].to_numpy(), type=field.type))
+    return pa.Table.from_arrays(arrays, schema=PLACEMENTS_SCHEMA)
 
 
 ITEMS_SCHEMA = pa.schema(
@@ -116,12 +148,8 @@ def write_plan(
         _write_parquet(items[ITEMS_SCHEMA.names], tmp / "items.parquet", ITEMS_SCHEMA)
         np.save(tmp / "payload_tokens.npy", payload_tokens, allow_pickle=False)
         np.save(tmp / "payload_index.npy", payload_index.astype(np.int64), allow_pickle=False)
-        placement_frame = placements.copy()
-        item_ids = items["item_id"].to_numpy()
-        index = placement_frame["item_index"].to_numpy()
-        placement_frame["item_id"] = pd.Categorical.from_codes(index, categories=pd.Index(item_ids)) if len(item_ids) else ""
-        placement_frame["edit"] = pd.Categorical(placement_frame["edit"], categories=list(EDIT_KINDS))
-        _write_parquet(placement_frame[PLACEMENTS_SCHEMA.names], tmp / "placements.parquet", PLACEMENTS_SCHEMA)
+        # dictionary pages only where they pay: the 10M distinct sequence numbers would not fit one
+        _write_table(placements_table(placements, items["item_id"].to_numpy()), tmp / "placements.parquet", use_dictionary=["item_id", "edit"])
         _write_parquet(reserved[RESERVED_SCHEMA.names], tmp / "reserved.parquet", RESERVED_SCHEMA)
         (tmp / "tokenizer").mkdir()
         for name in TOKENIZER_FILES:

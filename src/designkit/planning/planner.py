@@ -367,7 +367,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     placements = _merge_placements(whole, insertions, run.seq_len)
     payload_index = np.r_[0, np.cumsum([len(p) for p in payloads])].astype(np.int64)
     dtype = np.dtype(corpus.meta["dtype"])
-    payload_tokens = np.fromiter((t for p in payloads for t in p), dtype=dtype, count=int(payload_index[-1]))
+    payload_tokens = np.concatenate([np.asarray(p, dtype=np.int64) for p in payloads]).astype(dtype) if payloads else np.zeros(0, dtype)
 
     from tqdm.auto import tqdm
 
@@ -482,10 +482,15 @@ def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: 
         if field and field.startswith("item "):
             field = f"items {items['item_id'].iloc[int(field.split()[1])]}"
         raise InputError(design_file, field, exc.detail) from None
-    frame["edit"] = "insert"
+    frame["edit"] = _edit_column(np.zeros(len(frame), dtype=np.int8))
     frame["reserve_seq"] = np.int64(-1)
     _noise_columns(frame, items)
     return frame
+
+
+def _edit_column(codes: np.ndarray) -> pd.Categorical:
+    """An edit column as int8 codes into EDIT_KINDS: 10M placements need 10 MB, not 10M Python strings."""
+    return pd.Categorical.from_codes(codes, categories=list(plan_types.EDIT_KINDS))
 
 
 class RunWindows:
@@ -540,7 +545,7 @@ def _place_whole_sequences(
     columns = {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "item_index": np.int32, "repetition": np.int32}
     empty = pd.DataFrame({c: np.zeros(0, dtype=t) for c, t in columns.items()})
     if whole.empty:
-        empty["edit"], empty["reserve_seq"] = "insert", np.zeros(0, np.int64)
+        empty["edit"], empty["reserve_seq"] = _edit_column(np.zeros(0, dtype=np.int8)), np.zeros(0, np.int64)
         _noise_columns(empty, items)
         return empty, np.zeros(0, dtype=np.int64)
     lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(whole["window_start"], whole["window_end"])]
@@ -552,7 +557,7 @@ def _place_whole_sequences(
         window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64),
     )
     frame, blocked = placement.place_whole_sequences(request, order, n_sequences=n_sequences, seq_len=design.run.seq_len)
-    frame["edit"] = items["edit"].to_numpy(object)[frame["item_index"].to_numpy()]
+    frame["edit"] = _edit_column(pd.Categorical(items["edit"], categories=list(plan_types.EDIT_KINDS)).codes[frame["item_index"].to_numpy()])
     frame["reserve_seq"] = np.int64(-1)
     removed = (frame["edit"] == "remove").to_numpy()
     rng = derive_rng(design.seed, "reserve", "removal")
