@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from designkit import atomic_files
@@ -72,8 +73,9 @@ class TextTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.backend.decode(list(map(int, ids)), skip_special_tokens=False)
 
-    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
-        return self.backend.decode_batch([list(map(int, ids)) for ids in batch], skip_special_tokens=False)
+    def decode_batch(self, batch: Sequence[Sequence[int]] | np.ndarray) -> list[str]:
+        rows = batch.tolist() if isinstance(batch, np.ndarray) else [list(map(int, ids)) for ids in batch]
+        return self.backend.decode_batch(rows, skip_special_tokens=False)
 
 
 def train_bpe_tokenizer(documents: Iterable[str], vocab_size: int, out_dir: str | Path) -> TextTokenizer:

@@ -27,12 +27,13 @@ __all__ = ["ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec", 
 
 @dataclass
 class Item:
-    """One payload item before planning. Token fields override tokenizing the text fields."""
+    """One payload item before planning. Token fields override tokenizing the text fields; they
+    are lists of ints or 1-D integer numpy arrays (rows of one array keep 100k items small)."""
 
     source_id: str
     text: str | None = None
     """Training text; None when ``payload_tokens`` is given."""
-    payload_tokens: list[int] | None = None
+    payload_tokens: list[int] | np.ndarray | None = None
     """Exact training tokens (random-token canaries, corpus excerpts)."""
     prompt: str | None = None
     target: str | None = None
@@ -43,10 +44,10 @@ class Item:
     """Continuations of ``prompt``, one of them ``choices[gold]``."""
     gold: int | None = None
     probe_text: str | None = None
-    prompt_tokens: list[int] | None = None
-    target_tokens: list[int] | None = None
-    probe_tokens: list[int] | None = None
-    alt_probe_tokens: list[int] | None = None
+    prompt_tokens: list[int] | np.ndarray | None = None
+    target_tokens: list[int] | np.ndarray | None = None
+    probe_tokens: list[int] | np.ndarray | None = None
+    alt_probe_tokens: list[int] | np.ndarray | None = None
     """Tokens scored as a within-item control text (e.g. the canary's tokens shuffled)."""
     stratum: str | None = None
     positions: list[int] | None = None

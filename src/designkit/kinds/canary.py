@@ -66,27 +66,28 @@ class Canary(ExperimentKind):
         special = set(context.tokenizer.special_ids)
         vocabulary = np.array([t for t in range(context.tokenizer.vocab_size) if t not in special], dtype=np.int64)
         draws = vocabulary[rng.integers(len(vocabulary), size=(options.n, options.length))]
-        shuffled = rng.permuted(draws, axis=1)
+        shuffled = rng.permuted(draws, axis=1).astype(np.int32)
+        draws = draws.astype(np.int32)
         k = self.params.prefix_tokens
-        items = []
-        texts = context.tokenizer.decode_batch(draws.tolist())
-        for i, (tokens, scrambled, text) in enumerate(zip(draws.tolist(), shuffled.tolist(), texts)):
-            items.append(
-                Item(
-                    source_id=f"{i:06d}",
-                    text=text,
-                    payload_tokens=tokens,
-                    probe_tokens=tokens,
-                    alt_probe_tokens=scrambled,
-                    prompt_tokens=tokens[:k],
-                    target_tokens=tokens[k:],
-                    meta={"length": options.length},
-                )
+        texts = context.tokenizer.decode_batch(draws)
+        meta = {"length": options.length}
+        # token fields are rows of two arrays (views): 200k canaries as Python int lists took ~0.5 GB
+        return [
+            Item(
+                source_id=f"{i:06d}",
+                text=text,
+                payload_tokens=draws[i],
+                probe_tokens=draws[i],
+                alt_probe_tokens=shuffled[i],
+                prompt_tokens=draws[i, :k],
+                target_tokens=draws[i, k:],
+                meta=meta,
             )
-        return items
+            for i, text in enumerate(texts)
+        ]
 
     def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
-        longest = max(len(item.target_tokens or ()) for item in items)
+        longest = max(len(item.target_tokens) if item.target_tokens is not None else 0 for item in items)
         return [
             ProbeSpec("loss", "text_loss", {"tokens": "probe_tokens", "min_k": self.params.min_k}),
             ProbeSpec("loss_shuffled", "text_loss", {"tokens": "alt_probe_tokens", "min_k": self.params.min_k}),

@@ -64,15 +64,15 @@ def placements_table(placements: pd.DataFrame, item_ids: np.ndarray) -> pa.Table
     frame's arrays (numeric columns are not copied; item_id and edit are dictionary-encoded)."""
     index = placements["item_index"].to_numpy()
     arrays = []
-    for field in PLACEMENTS_SCHEMA:
-        if field.name == "item_id":
+    for column in PLACEMENTS_SCHEMA:
+        if column.name == "item_id":
             dictionary = pa.array(np.asarray(item_ids, dtype=object), type=pa.string())
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(index, type=pa.int32()), dictionary))
-        elif field.name == "edit":
+        elif column.name == "edit":
             codes = edit_codes(placements["edit"])
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int8()), pa.array(list(EDIT_KINDS), type=pa.string())))
         else:
-            arrays.append(pa.array(placements[field.name].to_numpy(), type=field.type))
+            arrays.append(pa.array(placements[column.name].to_numpy(), type=column.type))
     return pa.Table.from_arrays(arrays, schema=PLACEMENTS_SCHEMA)
 
 

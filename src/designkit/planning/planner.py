@@ -169,62 +169,86 @@ def _check_edits(kind, spec: ExperimentSpec, items: list[Item], design_file: Pat
             raise InputError(design_file, f"{at}.params", f"expected a positive noise std for treated arm {arm} of noise kind {spec.kind!r}")
 
 
-def _tokens(tokenizer: TextTokenizer, given: list[int] | None, text: str | None) -> list[int] | None:
+def _tokens(tokenizer: TextTokenizer, given: list[int] | np.ndarray | None, text: str | None) -> list[int] | np.ndarray | None:
     if given is not None:
-        return given if isinstance(given, list) else [int(t) for t in given]
+        # numpy rows (e.g. the canary's) stay arrays: Arrow writes them as list<int32> like lists
+        return given if isinstance(given, list | np.ndarray) else [int(t) for t in given]
     if text is None:
         return None
     return tokenizer.encode(text)
 
 
-def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) -> tuple[pd.DataFrame, list[list[int]]]:
-    rows, payloads = [], []
+ITEM_COLUMNS = (
+    *(name for name in ITEMS_SCHEMA.names if name != "item_index"),
+    # internal columns (not written): what the placement needs
+    "positions", "edit", "corpus_window", "noise_std", "footprint",
+)
+
+
+def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) -> tuple[pd.DataFrame, list[list[int] | np.ndarray]]:
+    """One row per item (built column by column: 200k rows of dicts would cost ~1 KB each)."""
+    columns: dict[str, list] = {name: [] for name in ITEM_COLUMNS}
+    payloads: list[list[int] | np.ndarray] = []
+    last_meta, last_meta_json = None, None
     for exp in experiments:
         spec = exp.spec
         texts = [item.text if item.payload_tokens is None else None for item in exp.items]
         encoded = tokenizer.encode_batch([t for t in texts if t is not None])
         encoded_iter = iter(encoded)
+        edit = exp.kind.edit
         for item, arm in zip(exp.items, exp.arms):
             arm_spec = spec.arms[arm]
             window = arm_spec.window or spec.window
-            payload = [int(t) for t in item.payload_tokens] if item.payload_tokens is not None else next(encoded_iter)
+            given = item.payload_tokens
+            payload = (given if isinstance(given, np.ndarray) else [int(t) for t in given]) if given is not None else next(encoded_iter)
             payloads.append(payload)
-            rows.append(
-                {
-                    "item_id": f"{spec.name}/{item.source_id}",
-                    "experiment": spec.name,
-                    "kind": spec.kind,
-                    "arm": arm,
-                    "dose": arm_spec.dose,
-                    "inserted": arm_spec.dose > 0 and not spec.placebo,
-                    "stratum": item.stratum,
-                    "window_start": float(window[0]),
-                    "window_end": float(window[1]),
-                    "text": item.text if item.text is not None else tokenizer.decode(payload),
-                    "prompt": item.prompt,
-                    "target": item.target,
-                    "alt_prompt": item.alt_prompt,
-                    "choices": item.choices,
-                    "gold": item.gold,
-                    "prompt_tokens": _tokens(tokenizer, item.prompt_tokens, item.prompt),
-                    "target_tokens": _tokens(tokenizer, item.target_tokens, item.target),
-                    "alt_prompt_tokens": _tokens(tokenizer, None, item.alt_prompt),
-                    "probe_tokens": _tokens(tokenizer, item.probe_tokens, item.probe_text),
-                    "alt_probe_tokens": _tokens(tokenizer, item.alt_probe_tokens, None),
-                    "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
-                    "meta": _META_ENCODER.encode(item.meta),
-                    "positions": item.positions,
-                    # internal columns (not written): what the placement needs
-                    "edit": exp.kind.edit,
-                    "corpus_window": -1 if item.corpus_window is None else int(item.corpus_window),
-                    "noise_std": float(exp.kind.noise_std(arm)) if arm_spec.dose > 0 else 0.0,
-                    "footprint": len(payload) + EOS_WRAP if exp.kind.edit == "insert" else 0,
-                }
-            )
-    frame = pd.DataFrame(rows)
+            if item.meta != last_meta:  # items of a kind often share their meta: encode it once
+                last_meta, last_meta_json = item.meta, _META_ENCODER.encode(item.meta)
+            values = {
+                "item_id": f"{spec.name}/{item.source_id}",
+                "experiment": spec.name,
+                "kind": spec.kind,
+                "arm": arm,
+                "dose": arm_spec.dose,
+                "inserted": arm_spec.dose > 0 and not spec.placebo,
+                "stratum": item.stratum,
+                "window_start": float(window[0]),
+                "window_end": float(window[1]),
+                "text": item.text if item.text is not None else tokenizer.decode(payload),
+                "prompt": item.prompt,
+                "target": item.target,
+                "alt_prompt": item.alt_prompt,
+                "choices": item.choices,
+                "gold": item.gold,
+                "prompt_tokens": _tokens(tokenizer, item.prompt_tokens, item.prompt),
+                "target_tokens": _tokens(tokenizer, item.target_tokens, item.target),
+                "alt_prompt_tokens": _tokens(tokenizer, None, item.alt_prompt),
+                "probe_tokens": _tokens(tokenizer, item.probe_tokens, item.probe_text),
+                "alt_probe_tokens": _tokens(tokenizer, item.alt_probe_tokens, None),
+                "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
+                "meta": last_meta_json,
+                "positions": item.positions,
+                "edit": edit,
+                "corpus_window": -1 if item.corpus_window is None else int(item.corpus_window),
+                "noise_std": float(exp.kind.noise_std(arm)) if arm_spec.dose > 0 else 0.0,
+                "footprint": len(payload) + EOS_WRAP if edit == "insert" else 0,
+            }
+            for name, value in values.items():
+                columns[name].append(value)
+    frame = pd.DataFrame({name: _column(values) for name, values in columns.items()})
     frame.insert(0, "item_index", np.arange(len(frame), dtype=np.int32))
     frame["gold"] = frame["gold"].astype("Int32")
     return frame, payloads
+
+
+def _column(values: list) -> np.ndarray | list:
+    """Lists of arrays stay object columns (pandas would otherwise try to stack them)."""
+    if not any(isinstance(value, np.ndarray) for value in values):
+        return values
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        column[i] = value
+    return column
 
 
 def checkpoint_steps(training, steps: int) -> list[int]:
