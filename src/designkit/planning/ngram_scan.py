@@ -127,7 +127,7 @@ class NgramTable:
         index = np.asarray(payload_index, dtype=np.int64)
         # only windows inside one item: none runs into the next item
         counts = np.maximum(np.diff(index) - n + 1, 0)
-        owner = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        owner = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
         starts = np.repeat(index[:-1] - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()), dtype=np.int64)
         hashes = ngram_hashes(payload, n, base)[starts]
         order, entry_sorted, entry_hash, entry_first = _distinct_ngrams(payload, hashes, starts, n)
@@ -198,7 +198,7 @@ def _distinct_ngrams(payload: np.ndarray, hashes: np.ndarray, starts: np.ndarray
     order = np.argsort(hashes, kind="stable")
     h = hashes[order]
     group_start = np.r_[True, h[1:] != h[:-1]] if len(h) else np.zeros(0, dtype=bool)
-    group = np.cumsum(group_start) - 1
+    group = np.cumsum(group_start, dtype=np.int32) - 1
     leader = order[np.flatnonzero(group_start)][group]  # first window of each window's hash group
     shared = np.flatnonzero(~group_start)  # windows whose hash an earlier window already has
     same = np.ones(len(h), dtype=bool)

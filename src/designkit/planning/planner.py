@@ -186,56 +186,58 @@ ITEM_COLUMNS = (
 
 
 def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) -> tuple[pd.DataFrame, list[list[int] | np.ndarray]]:
-    """One row per item (built column by column: 200k rows of dicts would cost ~1 KB each)."""
+    """One row per item, built column by column (200k rows as dicts would cost ~1 KB each)."""
     columns: dict[str, list] = {name: [] for name in ITEM_COLUMNS}
     payloads: list[list[int] | np.ndarray] = []
-    last_meta, last_meta_json = None, None
+    meta_json: dict[int, str] = {}
     for exp in experiments:
-        spec = exp.spec
-        texts = [item.text if item.payload_tokens is None else None for item in exp.items]
-        encoded = tokenizer.encode_batch([t for t in texts if t is not None])
-        encoded_iter = iter(encoded)
-        edit = exp.kind.edit
-        for item, arm in zip(exp.items, exp.arms):
-            arm_spec = spec.arms[arm]
-            window = arm_spec.window or spec.window
-            given = item.payload_tokens
-            payload = (given if isinstance(given, np.ndarray) else [int(t) for t in given]) if given is not None else next(encoded_iter)
-            payloads.append(payload)
-            if item.meta != last_meta:  # items of a kind often share their meta: encode it once
-                last_meta, last_meta_json = item.meta, _META_ENCODER.encode(item.meta)
-            values = {
-                "item_id": f"{spec.name}/{item.source_id}",
-                "experiment": spec.name,
-                "kind": spec.kind,
-                "arm": arm,
-                "dose": arm_spec.dose,
-                "inserted": arm_spec.dose > 0 and not spec.placebo,
-                "stratum": item.stratum,
-                "window_start": float(window[0]),
-                "window_end": float(window[1]),
-                "text": item.text if item.text is not None else tokenizer.decode(payload),
-                "prompt": item.prompt,
-                "target": item.target,
-                "alt_prompt": item.alt_prompt,
-                "choices": item.choices,
-                "gold": item.gold,
-                "prompt_tokens": _tokens(tokenizer, item.prompt_tokens, item.prompt),
-                "target_tokens": _tokens(tokenizer, item.target_tokens, item.target),
-                "alt_prompt_tokens": _tokens(tokenizer, None, item.alt_prompt),
-                "probe_tokens": _tokens(tokenizer, item.probe_tokens, item.probe_text),
-                "alt_probe_tokens": _tokens(tokenizer, item.alt_probe_tokens, None),
-                "choices_tokens": [tokenizer.encode(c) for c in item.choices] if item.choices else None,
-                "meta": last_meta_json,
-                "positions": item.positions,
-                "edit": edit,
-                "corpus_window": -1 if item.corpus_window is None else int(item.corpus_window),
-                "noise_std": float(exp.kind.noise_std(arm)) if arm_spec.dose > 0 else 0.0,
-                "footprint": len(payload) + EOS_WRAP if edit == "insert" else 0,
-            }
-            for name, value in values.items():
-                columns[name].append(value)
-    frame = pd.DataFrame({name: _column(values) for name, values in columns.items()})
+        spec, items, edit = exp.spec, exp.items, exp.kind.edit
+        texts = [item.text if item.payload_tokens is None else None for item in items]
+        encoded = iter(tokenizer.encode_batch([t for t in texts if t is not None]))
+        payload = [
+            next(encoded) if item.payload_tokens is None
+            else item.payload_tokens if isinstance(item.payload_tokens, np.ndarray) else [int(t) for t in item.payload_tokens]
+            for item in items
+        ]
+        payloads.extend(payload)
+        arms = [spec.arms[arm] for arm in exp.arms]
+        windows = [arm.window or spec.window for arm in arms]
+        stds = {arm: float(exp.kind.noise_std(arm)) for arm in spec.arms}
+        for item in items:  # items of a kind often share one meta dict: encode it once
+            if id(item.meta) not in meta_json:
+                meta_json[id(item.meta)] = _META_ENCODER.encode(item.meta)
+        add = {
+            "item_id": [f"{spec.name}/{item.source_id}" for item in items],
+            "experiment": [spec.name] * len(items),
+            "kind": [spec.kind] * len(items),
+            "arm": list(exp.arms),
+            "dose": [arm.dose for arm in arms],
+            "inserted": [arm.dose > 0 and not spec.placebo for arm in arms],
+            "stratum": [item.stratum for item in items],
+            "window_start": [float(w[0]) for w in windows],
+            "window_end": [float(w[1]) for w in windows],
+            "text": [item.text if item.text is not None else tokenizer.decode(p) for item, p in zip(items, payload)],
+            "prompt": [item.prompt for item in items],
+            "target": [item.target for item in items],
+            "alt_prompt": [item.alt_prompt for item in items],
+            "choices": [item.choices for item in items],
+            "gold": [item.gold for item in items],
+            "prompt_tokens": [_tokens(tokenizer, item.prompt_tokens, item.prompt) for item in items],
+            "target_tokens": [_tokens(tokenizer, item.target_tokens, item.target) for item in items],
+            "alt_prompt_tokens": [_tokens(tokenizer, None, item.alt_prompt) for item in items],
+            "probe_tokens": [_tokens(tokenizer, item.probe_tokens, item.probe_text) for item in items],
+            "alt_probe_tokens": [_tokens(tokenizer, item.alt_probe_tokens, None) for item in items],
+            "choices_tokens": [[tokenizer.encode(c) for c in item.choices] if item.choices else None for item in items],
+            "meta": [meta_json[id(item.meta)] for item in items],
+            "positions": [item.positions for item in items],
+            "edit": [edit] * len(items),
+            "corpus_window": [-1 if item.corpus_window is None else int(item.corpus_window) for item in items],
+            "noise_std": [stds[a] if arm.dose > 0 else 0.0 for a, arm in zip(exp.arms, arms)],
+            "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
+        }
+        for name, values in add.items():
+            columns[name].extend(values)
+    frame = pd.DataFrame({name: _column(values) if name.endswith("_tokens") else values for name, values in columns.items()})
     frame.insert(0, "item_index", np.arange(len(frame), dtype=np.int32))
     frame["gold"] = frame["gold"].astype("Int32")
     return frame, payloads
@@ -387,8 +389,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     budget_info = budget.check_budget(budget_rows, total_tokens, run.max_injected_fraction, design_file, n_sequences)
     budget_info["rows"] = budget_rows.to_dict("records")
 
-    insertions = _place(items, design, design_file, n_sequences, blocked)
-    placements = _merge_placements(whole, insertions, run.seq_len)
+    # the leakage scan runs before placement: its n-gram table and the 10M placements are never in memory together
     payload_index = np.r_[0, np.cumsum([len(p) for p in payloads])].astype(np.int64)
     dtype = np.dtype(corpus.meta["dtype"])
     payload_tokens = np.concatenate([np.asarray(p, dtype=np.int64) for p in payloads]).astype(dtype) if payloads else np.zeros(0, dtype)
@@ -413,6 +414,9 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             f"expected no {design.leakage.ngram}-gram overlap, found {leak['items_in_corpus']} items in the corpus and "
             f"{leak['cross_experiment_pairs']} cross-experiment pairs (e.g. {example})",
         )
+
+    insertions = _place(items, design, design_file, n_sequences, blocked)
+    placements = _merge_placements(whole, insertions, run.seq_len)
 
     specs = [_experiment_spec(exp, design_file, i) for i, exp in enumerate(experiments)]
     # probe types and their options are checked at plan time, not when a checkpoint is first scored
