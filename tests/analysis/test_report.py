@@ -280,3 +280,21 @@ def test_report_strings_follow_the_designs_alpha_and_adjustment(report, plan_dir
 
 def _scores(report) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in sorted((report.path.parent / "run" / "scores").glob("*.parquet"))])
+
+
+def test_an_outcome_with_its_own_estimator_gets_its_rows_verdict_sentence_and_section(report, plan_dir):
+    from designkit.analysis.render import render
+    from designkit.analysis.results import compute
+
+    meta = plan_meta(plan_dir)
+    canary = next(e for e in meta["experiments"] if e["name"] == "canary")
+    next(o for o in canary["outcomes"] if o["primary"])["estimator"] = "ks_normal"  # loss is far from N(0, 1)
+    base = report.results
+    results = compute(meta, pd.read_parquet(plan_dir / "items.parquet"), _scores(report), base.metrics, base.applied,
+                      base.identity, base.checkpoint_steps)
+    rows = results.effects[(results.effects["experiment"] == "canary") & (results.effects["outcome"] == "loss")]
+    assert set(rows["estimator"]) == {"ks_normal"} and set(rows["comparison"]) == {"vs_standard_normal"}
+    verdicts = results.verdicts[results.verdicts["experiment"] == "canary"]
+    assert set(verdicts["arm"]) == {"early", "late"} and (verdicts["verdict"] == EFFECT).all()
+    assert "loss against N(0,1) gave D = " in results.paragraphs["canary"]
+    assert "## Distance from N(0, 1) (Kolmogorov-Smirnov)" in render("report.md", results, [])

@@ -73,6 +73,9 @@ class Estimator(ABC):
     """Outcome types the estimator accepts."""
     needs_control: ClassVar[bool] = True
     """Whether it compares against the control arm (experiments without one are skipped)."""
+    signed: ClassVar[bool] = True
+    """Whether the estimate's sign is a direction (a difference is; a distance is not), so a
+    significant estimate against the outcome's `expected_sign` is reported as opposite."""
 
     @abstractmethod
     def estimate(self, frame: pd.DataFrame, task: EstimationTask) -> list[Effect]:

@@ -53,6 +53,7 @@ class KsNormal(Estimator):
     name = "ks_normal"
     outcome_types: ClassVar[tuple[str, ...]] = ("continuous",)
     needs_control = False
+    signed = False
 
     def estimate(self, frame: pd.DataFrame, task: EstimationTask) -> list[Effect]:
         spec, outcome = task.experiment, task.outcome

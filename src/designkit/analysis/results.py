@@ -98,6 +98,9 @@ class Verdict:
     n_control: int
     effect_size: float
     effect_size_name: str
+    method: str
+    comparison: str
+    """`vs_control`, or what the outcome's estimator compares against (e.g. `vs_standard_normal`)."""
     expected_sign: int
     verdict: str
     red_flag: bool
@@ -245,7 +248,7 @@ def compute(plan_meta: Mapping[str, Any], items: pd.DataFrame, scores: pd.DataFr
     power = (achieved_mde_table(effects, experiments=specs, planned_power=planned_power, power=options.power)
              if len(effects) else pd.DataFrame())
     equivalence = equivalence_table(frame, specs, options.alpha, options.equivalence_margin)
-    verdicts = verdict_table(effects, equivalence, specs, options.alpha)
+    verdicts = verdict_table(effects, equivalence, specs, options)
     return RunResults(
         identity=identity, options=options, specs=specs,
         experiments=[_experiment_info(entry, spec, verdicts) for entry, spec in zip(entries, specs)],
@@ -316,7 +319,8 @@ def arm_verdict(p_adj: float, estimate: float, expected_sign: int, placebo: bool
     return EFFECT if np.sign(estimate) == expected_sign else EFFECT_OPPOSITE
 
 
-def verdict_table(effects: pd.DataFrame, equivalence: pd.DataFrame, specs: Sequence[ExperimentSpec], alpha: float) -> pd.DataFrame:
+def verdict_table(effects: pd.DataFrame, equivalence: pd.DataFrame, specs: Sequence[ExperimentSpec],
+                  options: AnalysisOptions) -> pd.DataFrame:
     """One `Verdict` per confirmatory effect (primary outcome, treated arm, final step)."""
     by_name = {s.name: s for s in specs}
     confirmatory = effects[effects["family"] == CONFIRMATORY] if len(effects) else effects
@@ -325,15 +329,18 @@ def verdict_table(effects: pd.DataFrame, equivalence: pd.DataFrame, specs: Seque
     rows = []
     for r in confirmatory.itertuples(index=False):
         spec = by_name[r.experiment]
-        sign = spec.outcome(r.outcome).expected_sign
-        verdict = arm_verdict(float(r.p_adj), float(r.estimate), sign, spec.placebo, alpha)
+        outcome = spec.outcome(r.outcome)
+        sign = outcome.expected_sign
+        # an unsigned estimate (a distance) counts as in the expected direction
+        direction = sign if estimator_for(outcome, options).signed else np.sign(r.estimate)
+        verdict = arm_verdict(float(r.p_adj), float(r.estimate), direction, spec.placebo, options.alpha)
         rows.append(Verdict(
             experiment=r.experiment, kind=spec.kind, placebo=spec.placebo, arm=r.arm, control_arm=r.control_arm,
             dose=int(r.dose), outcome=r.outcome, outcome_type=r.outcome_type, step=int(r.step),
             estimate=float(r.estimate), ci_low=float(r.ci_low), ci_high=float(r.ci_high), p=float(r.p),
             p_adj=float(r.p_adj), treated_mean=float(r.treated_mean), control_mean=float(r.control_mean),
             n_treated=int(r.n_treated), n_control=int(r.n_control), effect_size=float(r.effect_size),
-            effect_size_name=r.effect_size_name, expected_sign=sign, verdict=verdict,
+            effect_size_name=r.effect_size_name, method=r.method, comparison=r.comparison, expected_sign=sign, verdict=verdict,
             red_flag=verdict == PLACEBO_EFFECT, equivalent=tost.get((r.experiment, r.outcome, r.arm)),
         ))
     return to_frame(rows, Verdict)

@@ -107,9 +107,14 @@ def _change(v: Any, label: str, adjusted: str, level: str) -> str:
 
 def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, level: str) -> str:
     singular, plural = info["item_noun"]
-    lead = f"Inserting each {singular} {times(v.dose)}{_window_text(info, v.arm)} (arm {v.arm}, {v.n_treated} vs {v.n_control} {plural})"
+    counts = f"{v.n_treated} vs {v.n_control}" if v.comparison == VS_CONTROL else str(v.n_treated)
+    lead = f"Inserting each {singular} {times(v.dose)}{_window_text(info, v.arm)} (arm {v.arm}, {counts} {plural})"
     if v.verdict == NOT_TESTABLE:
         return f"{lead}: the effect on {label} could not be tested at step {v.step} (too few scored items or no variation)."
+    if v.comparison != VS_CONTROL:  # an estimator that does not difference against the control arm
+        symbol = EFFECT_SIZE_SYMBOLS.get(v.effect_size_name, v.effect_size_name)
+        return (f"{lead}: {label} against {v.control_arm} gave {symbol} = {format_number(v.estimate)} ({level} "
+                f"{format_ci(v.ci_low, v.ci_high)}; {adjusted} p = {format_p(v.p_adj)}; {v.method}): {v.verdict}.")
     text = f"{lead} {_change(v, label, adjusted, level)}"
     if v.verdict == EFFECT_OPPOSITE:
         text += ", the opposite of the expected direction"
