@@ -81,7 +81,7 @@ def test_replicates_bring_run_level_noise_into_the_interval():
     single = one_at_a_time_cells(frame[frame["replicate"] == 0], [r for r in runs if r["replicate"] == 0], FACTORS, OUTCOMES, MARGINS)
     width = (cells["ci_high"] - cells["ci_low"]).median()
     assert width > 3 * (single["ci_high"] - single["ci_low"]).median()
-    assert (cells["method"] == "paired_random_effects_dl").all()
+    assert (cells["method"] == "paired_random_effects_pm_t").all()
 
 
 def test_paired_difference_matches_a_paired_t_test():
@@ -143,3 +143,14 @@ def test_factorial_regression_recovers_main_effects_and_an_aliased_interaction()
     assert len(interaction) == 1 and interaction.iloc[0]["estimate"] == pytest.approx(0.3, abs=0.01)
     assert interaction.iloc[0]["verdict"] == "effect"
     assert len(cells[cells["comparison"] == "interaction"]) == 7  # one per alias chain of the 28 pairs
+
+
+def test_power_simulation_detects_large_effects_and_keeps_null_cells_quiet():
+    from designkit.analysis.interference_power_sim import DesignCase, power_table
+
+    table = power_table([DesignCase("one-at-a-time", 4, 40), DesignCase("factorial-IV", 5, 40)], delta=0.1, sigma=0.1, tau=0.0, sims=8)
+    oat, fac = table.iloc[0], table.iloc[1]
+    assert oat["runs"] == 6 and fac["runs"] == 16
+    assert oat["power_cross"] == 1.0 and fac["power_cross"] == 1.0 and fac["power_interaction"] == 1.0
+    assert np.isnan(oat["power_interaction"])
+    assert oat["false_positive"] <= 0.25 and fac["false_positive"] <= 0.25

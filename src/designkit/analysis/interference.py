@@ -8,12 +8,13 @@ scored in every run, so comparisons are paired within items across runs.
 - **one-at-a-time** (``one_at_a_time_cells``): Δᵢⱼ = Yᵢ(j alone) − Yᵢ(none), the mean over
   experiment i's items of the paired difference; and Yᵢ(all) − Yᵢ(i alone), what all the
   others together do to i. With one replicate the CI is the paired t interval (item-level
-  noise only). With replicates, each replicate's paired mean is combined by a
-  DerSimonian-Laird random-effects meta-analysis (statsmodels ``combine_effects``), whose
+  noise only). With replicates, each replicate's paired mean is combined by a random-effects
+  meta-analysis (statsmodels ``combine_effects``: Paule-Mandel, t with k - 1 df), whose
   between-replicate variance is the run-level noise.
 - **factorial** (``factorial_cells``): for each outcome, OLS of the item's score (centred
   within item and replicate, i.e. item fixed effects) on the on/off factors coded ±½ and
-  the estimable two-way interactions, with cluster-robust errors by item. A factor's
+  the estimable two-way interactions, with cluster-robust errors by item (run-level noise
+  is not in these errors; replicates add rows, not a run-level variance). A factor's
   coefficient is its average on-minus-off effect; an interaction's is how much one
   factor's effect changes when the other is on. Aliased interactions are fitted once
   and named with their aliases.
@@ -87,9 +88,11 @@ def _tost_from_t(estimate: float, se: float, margin: float, df: float) -> float:
     """TOST of H0 |effect| >= margin from an estimate, its standard error and degrees of freedom."""
     if not (se > 0 and np.isfinite(se)):
         return float("nan")
-    dist = stats.norm if not np.isfinite(df) else stats.t(df)
-    p_lower = dist.sf((estimate + margin) / se)  # H0: effect <= -margin
-    p_upper = dist.cdf((estimate - margin) / se)  # H0: effect >= +margin
+    lower, upper = (estimate + margin) / se, (estimate - margin) / se
+    if np.isfinite(df):
+        p_lower, p_upper = stats.t.sf(lower, df), stats.t.cdf(upper, df)
+    else:
+        p_lower, p_upper = stats.norm.sf(lower), stats.norm.cdf(upper)  # H0: effect <= -margin; H0: effect >= +margin
     return float(max(p_lower, p_upper))
 
 
@@ -121,17 +124,19 @@ def replicated_difference(pairs: Sequence[tuple[pd.Series, pd.Series]], margin: 
         means.append(float(diff.mean()))
         variances.append(max(float(diff.var(ddof=1)) / len(diff), 1e-300))
         n_items.append(len(diff))
-    result = combine_effects(np.array(means), np.array(variances), method_re="dl", alpha=alpha)
-    row = result.summary_frame(alpha=alpha).loc["random effect"]
-    est, se = float(row["eff"]), float(row["sd_eff"])
-    p = float(2 * stats.norm.sf(abs(est) / se)) if se > 0 else float("nan")
-    return dict(estimate=est, ci_low=float(row["ci_low"]), ci_high=float(row["ci_upp"]), se=se, p=p,
-                p_tost=_tost_from_t(est, se, margin, np.inf), n_items=int(min(n_items)), method="paired_random_effects_dl")  # fmt: skip
+    # Paule-Mandel between-replicate variance (truncated at 0, unlike statsmodels' "dl"),
+    # and t quantiles with k - 1 degrees of freedom: few replicates give wide intervals
+    result = combine_effects(np.array(means), np.array(variances), method_re="iterated", use_t=True)
+    est, se, df = float(result.mean_effect_re), float(result.sd_eff_w_re), len(pairs) - 1
+    half = float(stats.t.ppf(1 - alpha / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(est) / se, df)) if se > 0 else float("nan")
+    return dict(estimate=est, ci_low=est - half, ci_high=est + half, se=se, p=p,
+                p_tost=_tost_from_t(est, se, margin, df), n_items=int(min(n_items)), method="paired_random_effects_pm_t")  # fmt: skip
 
 
-def _values(frame: pd.DataFrame, run: str, experiment: str, outcome: str) -> pd.Series:
-    rows = frame[(frame["run"] == run) & (frame["experiment"] == experiment) & (frame["outcome"] == outcome)]
-    return rows.set_index("item_index")["value"].astype(float)
+def _by_run(frame: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
+    """Item scores of each (run, experiment, outcome), indexed by item."""
+    return {key: rows.set_index("item_index")["value"].astype(float) for key, rows in frame.groupby(["run", "experiment", "outcome"], sort=False)}
 
 
 def one_at_a_time_cells(
@@ -147,13 +152,15 @@ def one_at_a_time_cells(
     for run in runs:
         by_replicate.setdefault(int(run["replicate"]), {})[frozenset(run["on"])] = run["name"]
     replicates = sorted(by_replicate)
+    scores = _by_run(frame)
+    empty = pd.Series(dtype=float)
     cells = []
     for info in outcomes:
         margin = float(margins[info.experiment])
 
         def contrast(on: frozenset, off: frozenset) -> dict:
-            pairs = [(_values(frame, by_replicate[r][on], info.experiment, info.outcome),
-                      _values(frame, by_replicate[r][off], info.experiment, info.outcome)) for r in replicates]  # fmt: skip
+            pairs = [(scores.get((by_replicate[r][on], info.experiment, info.outcome), empty),
+                      scores.get((by_replicate[r][off], info.experiment, info.outcome), empty)) for r in replicates]  # fmt: skip
             return replicated_difference(pairs, margin, 2 * alpha)  # a (1 - 2 alpha) CI matches the TOST
 
         for j in factors:
