@@ -218,20 +218,15 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunRes
         raise InputError(run.path / "checkpoints", None,
                          f"expected a complete checkpoint for every planned step {steps}; missing steps {missing} "
                          "(finish training with designkit train PLAN RUN --resume)")
-    score_steps = list(run.score_files())
-    unscored = [s for s in steps if s not in score_steps]
-    if unscored:
-        raise InputError(run.path / "scores", None,
-                         f"expected scores for every checkpoint; steps {unscored} are not scored (run designkit score {run.path})")
     applied = check_run(plan, run.applied())  # the check train ran: edits, steps and trained tokens' checksums
     if not applied.agrees and not allow_applied_mismatch:
         raise InputError(run.path / "applied.parquet", None,
                          f"expected exactly the plan's edits; {applied.describe()}. The run is not the planned experiment, "
                          "so no effect can be attributed to the plan's arms (an engine bug or an edited run)")
-    scores = run.scores(steps)
+    scores = run.scores(steps)  # refuses unscored steps
     items = plan.items()
     _check_score_items(run, scores, items)
-    identity = _identity(run, plan, steps, score_steps, applied)
+    identity = _identity(run, plan, steps, list(run.score_files()), applied)
     return compute(plan.meta, items, scores, run.metrics(), applied, identity, steps)
 
 
