@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from tiny_designs import tiny_design, write_design
+from tiny_designs import edit_design, tiny_design, write_design
 
 from designkit.cli import main
 from designkit.data.corpus import TokenCorpus
@@ -76,3 +76,16 @@ def test_force_replaces_only_designkit_leakage_files(leaky_plan, tmp_path, capsy
     report = tmp_path / "report.json"
     assert _run("leakage-scan", leaky_plan, "--out", report, "--quiet") == 0
     assert _run("leakage-scan", leaky_plan, "--out", report, "--force", "--quiet") == 0
+
+
+@pytest.mark.parametrize("which", ["tiny", "edits"])
+def test_full_scan_report_equals_the_planners_unsampled_report(which, tiny_plan, tiny_corpus, tmp_path):
+    """Remove/noise items are corpus windows by construction: neither scan counts them as leaked."""
+    plan = tiny_plan
+    if which == "edits":
+        plan = tmp_path / "plan"
+        make_plan(write_design(tmp_path / "d.yaml", edit_design(tiny_corpus)), plan, show_progress=False)
+    assert _run("leakage-scan", plan, "--workers", "2", "--out", tmp_path / "r.json", "--quiet") == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    planned = json.loads((plan / "plan.json").read_text())["leakage"]
+    assert {k: v for k, v in report.items() if k not in ("format", "plan_hash")} == {k: v for k, v in planned.items() if k != "on_overlap"}

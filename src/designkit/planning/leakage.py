@@ -50,6 +50,17 @@ def cross_experiment_pairs(entries: np.ndarray, owners: np.ndarray, experiment_o
     return pd.DataFrame(sorted(pairs), columns=["item_a", "item_b"], dtype=np.int64)
 
 
+def select_items(items: pd.DataFrame, payload_tokens: np.ndarray, payload_index: np.ndarray, keep: np.ndarray):
+    """Items, tokens and offsets of the items where ``keep`` is true (all inputs when every one is)."""
+    if keep.all():
+        return items, payload_tokens, payload_index
+    rows = np.flatnonzero(keep)
+    lengths = np.diff(payload_index)[rows]
+    index = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    tokens = np.concatenate([payload_tokens[payload_index[r] : payload_index[r + 1]] for r in rows]) if len(rows) else payload_tokens[:0]
+    return items.iloc[rows].reset_index(drop=True), tokens, index
+
+
 def corpus_hits(
     corpus_tokens: np.ndarray,
     table: NgramTable,

@@ -20,7 +20,8 @@ import numpy as np
 
 from designkit import atomic_files
 from designkit.errors import InputError
-from designkit.planning.leakage import assemble_report
+from designkit.kinds import KINDS
+from designkit.planning.leakage import assemble_report, select_items
 from designkit.planning.ngram_scan import (
     NgramTable,
     TokenFile,
@@ -60,9 +61,13 @@ class PlanScan:
         self.fingerprint = str(info["fingerprint"])
         self.token_file = TokenFile(corpus.path / "tokens.bin", str(corpus.meta["dtype"]), self.train_tokens)
         self.ngram = int(plan.meta["leakage"]["ngram"])
+        # as the planner: only texts edited into the run; remove/noise items are corpus windows
         payload_tokens, payload_index = plan.payload
-        self.payload_index = payload_index
-        self.table = NgramTable.build(np.asarray(payload_tokens), payload_index, self.ngram)
+        edit = {spec.name: KINDS.get(spec.kind, file=plan.path / "plan.json", field=f"experiments.{spec.name}.kind").edit for spec in plan.experiment_specs}
+        items = plan.items()
+        inserted = (items["experiment"].map(edit) == "insert").to_numpy()
+        self.items, tokens, self.payload_index = select_items(items, np.asarray(payload_tokens), payload_index, inserted)
+        self.table = NgramTable.build(tokens, self.payload_index, self.ngram)
         self.ranges = full_ranges(self.train_tokens, self.ngram)
 
     def windows(self, shard: tuple[int, int] = (0, 1)) -> int:
@@ -89,7 +94,7 @@ class PlanScan:
         """The leakage report over all shards of one scan (the same for any number of shards)."""
         in_corpus = np.unique(np.concatenate([np.asarray(s["items_in_corpus"], dtype=np.int64) for s in shards]))
         scanned = covered_tokens([(a, b) for s in shards for a, b in s["window_ranges"]], self.ngram) if len(self.table) else 0
-        report = assemble_report(self.plan.items(), self.table, self.payload_index, in_corpus, scanned, self.train_tokens)
+        report = assemble_report(self.items, self.table, self.payload_index, in_corpus, scanned, self.train_tokens)
         return {"format": REPORT_FORMAT, "plan_hash": self.plan.hash, **report}
 
 

@@ -43,8 +43,8 @@ def _write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = N
     _write_table(table.replace_schema_metadata(None), path)
 
 
-def _write_table(table: pa.Table, path: Path, use_dictionary: bool | list[str] = True) -> None:
-    pq.write_table(table, path, compression="zstd", write_statistics=True, use_dictionary=use_dictionary)
+def _write_table(table: pa.Table, path: Path, use_dictionary: bool | list[str] = True, write_statistics: bool | list[str] = True) -> None:
+    pq.write_table(table, path, compression="zstd", write_statistics=write_statistics, use_dictionary=use_dictionary)
 
 
 def edit_codes(edit: pd.Series | np.ndarray) -> np.ndarray:
@@ -148,8 +148,13 @@ def write_plan(
         _write_parquet(items[ITEMS_SCHEMA.names], tmp / "items.parquet", ITEMS_SCHEMA)
         np.save(tmp / "payload_tokens.npy", payload_tokens, allow_pickle=False)
         np.save(tmp / "payload_index.npy", payload_index.astype(np.int64), allow_pickle=False)
-        # dictionary pages only where they pay: the 10M distinct sequence numbers would not fit one
-        _write_table(placements_table(placements, items["item_id"].to_numpy()), tmp / "placements.parquet", use_dictionary=["item_id", "edit"])
+        # dictionary pages only where they pay (10M distinct sequence numbers would not fit one), and
+        # statistics only on numeric columns (min/max of 10M dictionary strings cost more than the rest)
+        numeric = [column.name for column in PLACEMENTS_SCHEMA if not pa.types.is_dictionary(column.type)]
+        _write_table(
+            placements_table(placements, items["item_id"].to_numpy()), tmp / "placements.parquet",
+            use_dictionary=["item_id", "edit"], write_statistics=numeric,
+        )
         _write_parquet(reserved[RESERVED_SCHEMA.names], tmp / "reserved.parquet", RESERVED_SCHEMA)
         (tmp / "tokenizer").mkdir()
         for name in TOKENIZER_FILES:

@@ -609,11 +609,4 @@ def _merge_placements(whole: pd.DataFrame, insertions: pd.DataFrame, seq_len: in
 
 def _inserted_texts(items: pd.DataFrame, payload_tokens: np.ndarray, payload_index: np.ndarray):
     """Items, tokens and offsets of the items whose text is edited into the run (not corpus windows)."""
-    keep = (items["edit"] == "insert").to_numpy()
-    if keep.all():
-        return items, payload_tokens, payload_index
-    rows = np.flatnonzero(keep)
-    lengths = np.diff(payload_index)[rows]
-    index = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    tokens = np.concatenate([payload_tokens[payload_index[r] : payload_index[r + 1]] for r in rows]) if len(rows) else payload_tokens[:0]
-    return items.iloc[rows].reset_index(drop=True), tokens, index
+    return leakage.select_items(items, payload_tokens, payload_index, (items["edit"] == "insert").to_numpy())
