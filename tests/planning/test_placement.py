@@ -139,3 +139,30 @@ def test_nothing_to_place_gives_an_empty_table():
     request = InsertionRequest(item_index=empty.astype(np.int32), footprint=empty, dose=empty, window_lo=empty, window_hi=empty)
     frame = place_insertions(request, n_sequences=10, seq_len=64, rng=np.random.default_rng(0))
     assert len(frame) == 0 and list(frame.columns) == ["global_seq", "offset", "n_tokens", "item_index", "repetition"]
+
+
+@pytest.mark.parametrize("bounds", [(50, 7), (1 << 40, 1 << 20), (1 << 40, 1 << 30)])
+def test_packed_sort_order_is_a_stable_sort_by_the_keys(bounds):
+    """The packed-value path, the packed-key argsort and the lexsort fallback all sort stably."""
+    from designkit.planning.placement import _sort_order
+
+    rng = np.random.default_rng(0)
+    major = rng.integers(0, min(bounds[0], 60), 5000)  # few distinct values: many ties
+    minor = rng.integers(0, min(bounds[1], 5), 5000)
+    order = _sort_order([(major, bounds[0]), (minor, bounds[1])])
+    np.testing.assert_array_equal(order, np.lexsort((minor, major)))
+
+
+def test_repetition_numbers_follow_time_order_within_each_item():
+    from designkit.planning.placement import _time_ranks
+
+    rng = np.random.default_rng(1)
+    dose = np.array([3, 1, 4])
+    first_row = np.cumsum(dose) - dose
+    owner = np.repeat(np.arange(3), dose)
+    local = np.arange(len(owner)) - np.repeat(first_row, dose)
+    seq = rng.permutation(100)[: len(owner)]
+    ranks = _time_ranks(owner, seq, local, first_row, dose, 100)
+    for item in range(3):
+        rows = np.flatnonzero(owner == item)
+        np.testing.assert_array_equal(ranks[rows], np.argsort(np.argsort(seq[rows])))
