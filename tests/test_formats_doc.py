@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from designkit.plan_types import OutcomeSpec
-from designkit.probes import PROBES, scores_schema
+from designkit.probes import BUILTIN_PROBES, PROBES, scores_schema
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
 
@@ -51,8 +51,8 @@ def test_every_plan_json_key_is_documented(plan_meta):
     assert not any(missing.values()), f"plan.json keys missing from docs/formats.md: {missing}"
 
 
-def test_every_scores_column_of_every_probe_type_is_documented():
-    columns = scores_schema(PROBES[name] for name in PROBES.names()).names
+def test_every_scores_column_of_every_built_in_probe_type_is_documented():
+    columns = scores_schema(PROBES[name] for name in BUILTIN_PROBES).names
     run_and_probes = _section("### Probes", "## REPORT dir")
     assert _undocumented(columns, run_and_probes) == []
 

@@ -42,6 +42,8 @@ def install_toy_plugins(site: Path) -> None:
 def test_toy_kind_probe_and_estimator_plug_in_through_entry_points_end_to_end(tmp_path, tiny_corpus, monkeypatch, capsys):
     for registry, name in ((KINDS, "toy_facts"), (PROBES, "toy_surprise"), (ESTIMATORS, "toy_median_shift")):
         assert name not in registry  # nothing knows them before the package is "installed"
+        # and nothing knows them after this test: the "uninstall" below restores the registries
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     install_toy_plugins(tmp_path / "site")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
 

@@ -105,3 +105,17 @@ def test_a_broken_entry_point_is_refused_naming_its_distribution(tmp_path, monke
 def test_the_kinds_registry_holds_the_built_in_kinds():
     assert {"contamination", "canary", "texts"} <= set(KINDS.names())
     assert import_object("designkit.kinds.texts:Texts") is KINDS.get("texts")
+
+
+def test_a_design_naming_a_missing_kind_module_is_refused_in_one_line_and_writes_nothing(tmp_path, tiny_corpus, capsys):
+    from tiny_designs import tiny_design, write_design
+
+    from designkit.cli import main
+
+    design = tiny_design(tiny_corpus)
+    design["experiments"][0]["kind"] = "no_such_package_xyz.kinds:Mine"
+    code = main(["plan", str(write_design(tmp_path / "d.yaml", design)), "--out", str(tmp_path / "plan")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "d.yaml: experiments[0].kind: expected an importable module 'no_such_package_xyz.kinds'" in err
+    assert not (tmp_path / "plan").exists()
