@@ -283,6 +283,7 @@ def _scores(report) -> pd.DataFrame:
 
 
 def test_an_outcome_with_its_own_estimator_gets_its_rows_verdict_sentence_and_section(report, plan_dir):
+    from designkit.analysis.figures import render_figures
     from designkit.analysis.render import render
     from designkit.analysis.results import compute
 
@@ -297,4 +298,7 @@ def test_an_outcome_with_its_own_estimator_gets_its_rows_verdict_sentence_and_se
     verdicts = results.verdicts[results.verdicts["experiment"] == "canary"]
     assert set(verdicts["arm"]) == {"early", "late"} and (verdicts["verdict"] == EFFECT).all()
     assert "loss against N(0,1) gave D = " in results.paragraphs["canary"]
-    assert "## Distance from N(0, 1) (Kolmogorov-Smirnov)" in render("report.md", results, [])
+    figures = render_figures(results)
+    assert "ks_normal_canary.png" in [f.name for f in figures if f.experiment == "canary"]
+    text = render("report.md", results, figures)
+    assert "## Distance from N(0, 1) (Kolmogorov-Smirnov)" in text and "](ks_normal_canary.png)" in text

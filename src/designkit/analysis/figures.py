@@ -52,22 +52,22 @@ def render_figures(results: RunResults) -> list[FigureFile]:
                 f"dose_response_{name}.png", f"{name}: outcome by dose",
                 f"Mean outcome of each arm at step {final_step} with its {level} (hollow: never inserted); doses are "
                 "evenly spaced; the line is the log(1 + dose) GLM fit where the experiment has two or more doses.",
-                _png(dose_response_figure(results, name)), name))
+                png_bytes(dose_response_figure(results, name)), name))
         if len(_vs_control(results.effects, name)):
             figures.append(FigureFile(
                 f"effects_over_training_{name}.png", f"{name}: effect over training",
                 f"Treated minus control at every checkpoint with its {level} band; step 0 is the untrained model, where "
-                "arms differ only by chance.", _png(effects_over_training_figure(results, name)), name))
+                "arms differ only by chance.", png_bytes(effects_over_training_figure(results, name)), name))
     if len(results.effects):
         figures.append(FigureFile(
             "forest.png", "Forest plot of every effect at the final checkpoint",
             f"Estimates with {level}s in each outcome's own units. Black: confirmatory (primary outcome; red: a placebo "
-            "arm flagged); grey: exploratory. Right: multiplicity-adjusted p.", _png(forest_figure(results))))
+            "arm flagged); grey: exploratory. Right: multiplicity-adjusted p.", png_bytes(forest_figure(results))))
     if len(results.metrics):
         figures.append(FigureFile(
             "training_loss.png", "Training loss",
             "Mean training loss per logging window; orange: share of trained tokens that were injected payload; "
-            "dotted lines: checkpoints.", _png(loss_figure(results.metrics, results.checkpoint_steps))))
+            "dotted lines: checkpoints.", png_bytes(loss_figure(results.metrics, results.checkpoint_steps))))
     for name, estimator in results.estimators.items():
         rows = results.effects[results.effects["estimator"] == name] if len(results.effects) else results.effects
         if len(rows):
@@ -85,7 +85,7 @@ def _outcomes(results: RunResults, experiment: str) -> list[str]:
     return [o.name for o in sorted(spec.outcomes, key=lambda o: not o.primary)]
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     # margins are set by hand (`_margins`): a layout engine costs seconds per figure
@@ -102,7 +102,7 @@ def _margins(fig, *, left: float = 0.75, right: float = 0.2, top: float = 0.6, b
                         wspace=wspace / panel_w, hspace=hspace / panel_h)
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -126,7 +126,7 @@ def dose_response_figure(results: RunResults, experiment: str):
     title = f"{experiment} · step {step}"
     outcomes = [o for o in _outcomes(results, experiment) if (means["outcome"] == o).any()]
     rows, cols = _grid(len(outcomes))
-    fig = _figure(3.6 * cols, 3.0 * rows)
+    fig = new_figure(3.6 * cols, 3.0 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     _margins(fig, rows=rows, cols=cols, bottom=0.75, hspace=1.0)
     for ax, outcome in zip(axes, outcomes):
@@ -170,7 +170,7 @@ def effects_over_training_figure(results: RunResults, experiment: str):
     effects, title = _vs_control(results.effects, experiment), experiment
     outcomes = [o for o in _outcomes(results, experiment) if (effects["outcome"] == o).any()]
     rows, cols = _grid(len(outcomes))
-    fig = _figure(3.6 * cols, 2.8 * rows)
+    fig = new_figure(3.6 * cols, 2.8 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     _margins(fig, rows=rows, cols=cols, left=0.85, wspace=0.75, hspace=0.85)
     arms = sorted(effects["arm"].unique(), key=lambda a: (int(effects.loc[effects["arm"] == a, "dose"].iloc[0]), a))
@@ -218,7 +218,7 @@ def forest_figure(results: RunResults):
     groups.sort(key=lambda g: g[:2])
     heights = [0.3 + 0.25 * len(g[4]) for g in groups]
     gap, top, bottom = 0.55, 0.35, 0.35
-    fig = _figure(7.5, sum(heights) + gap * (len(groups) - 1) + top + bottom)
+    fig = new_figure(7.5, sum(heights) + gap * (len(groups) - 1) + top + bottom)
     axes = np.atleast_1d(fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": heights})).ravel()
     fig.subplots_adjust(left=1.5 / 7.5, right=1 - 0.9 / 7.5, top=1 - top / fig.get_figheight(),
                         bottom=bottom / fig.get_figheight(), hspace=gap / float(np.mean(heights)))
@@ -249,7 +249,7 @@ def forest_figure(results: RunResults):
 
 def loss_figure(metrics: pd.DataFrame, checkpoint_steps: Sequence[int] = ()):
     """Training loss against step, the injected-token share on a second axis, checkpoints dotted."""
-    fig = _figure(7.0, 3.2)
+    fig = new_figure(7.0, 3.2)
     ax = fig.subplots()
     _margins(fig, left=0.8, right=0.8, top=0.25, bottom=0.55)
     steps = metrics["step"].to_numpy(float)

@@ -75,6 +75,32 @@ class KsNormal(Estimator):
                 ))
         return effects
 
+    def figures(self, effects: pd.DataFrame, frame: pd.DataFrame, options: AnalysisOptions) -> list:
+        """Per experiment: each arm's empirical CDF at the final step against the standard normal's."""
+        from designkit.analysis.figures import ARM_COLORS, FigureFile, new_figure, png_bytes
+
+        out = []
+        for experiment, rows in effects.groupby("experiment", sort=False):
+            step = int(rows["step"].max())
+            at_step = frame[(frame["experiment"] == experiment) & (frame["step"] == step)]
+            outcomes = list(dict.fromkeys(rows["outcome"]))
+            fig = new_figure(3.6 * len(outcomes), 3.0)
+            for ax, outcome in zip(np.atleast_1d(fig.subplots(1, len(outcomes), squeeze=False)).ravel(), outcomes):
+                values = at_step[at_step["outcome"] == outcome]
+                grid = np.linspace(-4, 4, 200)
+                ax.plot(grid, stats.norm.cdf(grid), color="black", lw=1, ls="--", label=REFERENCE)
+                for i, (arm, arm_values) in enumerate(values.groupby("arm")["value"]):
+                    x = np.sort(finite_values(arm_values.to_numpy(float)))
+                    ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=ARM_COLORS[i % len(ARM_COLORS)], label=arm)
+                ax.set_title(outcome, fontsize=10)
+                ax.legend(fontsize=7, frameon=False)
+                ax.grid(alpha=0.3)
+            fig.subplots_adjust(bottom=0.15, top=0.85, wspace=0.3)
+            out.append(FigureFile(f"ks_normal_{experiment}.png", f"{experiment}: distance from N(0, 1)",
+                                  f"Empirical CDF of each arm at step {step} against the standard normal (dashed); "
+                                  "the KS distance D is the largest vertical gap.", png_bytes(fig), str(experiment)))
+        return out
+
     def sections(self, effects: pd.DataFrame, options: AnalysisOptions) -> list[ReportSection]:
         final = effects[effects["step"] == effects.groupby("experiment")["step"].transform("max")]
         table = final[["experiment", "outcome", "arm", "dose", "step", "n_treated", "treated_mean", "estimate",
