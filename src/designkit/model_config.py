@@ -57,7 +57,7 @@ def _check_values(kwargs: dict[str, Any], file: str | Path | None, field: str | 
     for key, value in kwargs.items():
         if key in POSITIVE_SIZES and value is not None:
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
-                raise InputError(file, _key(field, key), f"expected a positive integer below 2**31, got {value!r:.40}")
+                raise InputError(file, _key(field, key), f"expected a positive integer below 2**31, got {quote(value)}")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and (value != value or abs(value) == float("inf") or value < 0):
             raise InputError(file, _key(field, key), f"expected a finite number >= 0, got {quote(value)}")
 
