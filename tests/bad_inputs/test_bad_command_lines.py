@@ -34,8 +34,16 @@ def test_command_line_misuse_is_one_line(case, tmp_path, capsys, monkeypatch):
 OUTPUTS = {
     "plan_out_under_proc": (lambda r, d: ["plan", d, "--out", "/proc/designkit-plan", "--quiet"], "/proc/designkit-plan", "--out"),
     "plan_out_is_a_file": (lambda r, d: ["plan", d, "--out", _file(r / "plan"), "--quiet"], "plan", "--out"),
+    "plan_force_on_user_dir": (lambda r, d: ["plan", d, "--out", _user_dir(r), "--force", "--quiet"], "mydocs", None),
     "demo_out_under_proc": (lambda r, d: ["demo", "--out", "/proc/designkit-demo", "--quiet"], "/proc/designkit-demo", "--out"),
 }
+
+
+def _user_dir(root):
+    folder = root / "mydocs"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("\\documentclass{article}\n")
+    return folder
 
 
 def _file(path):
