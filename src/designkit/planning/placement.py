@@ -137,20 +137,22 @@ def _loads_within(seq_sorted: np.ndarray, footprint_sorted: np.ndarray) -> np.nd
     return running - np.repeat(running[starts] - footprint_sorted[starts], np.diff(np.r_[starts, len(seq_sorted)]))
 
 
-def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_bound: int, blocked: np.ndarray, rng) -> np.ndarray:
-    """Mask of placements to redraw: in a blocked sequence, or past a full sequence's capacity.
+def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_bound: int, blocked: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of placements to redraw (in a blocked sequence, or past a full sequence's capacity),
+    and the mask of placements that share their sequence.
 
     A placement alone in its sequence always fits, so only sequences shared by several are
     ordered (randomly) and filled.
     """
     redraw = np.isin(seq, blocked) if len(blocked) else np.zeros(len(seq), dtype=bool)
-    rows = np.flatnonzero(_sharing(seq))
+    shared = _sharing(seq)
+    rows = np.flatnonzero(shared)
     order = rows[_random_order_within(seq[rows], seq_bound, rng)]
     redraw[order[_loads_within(seq[order], footprint[order]) > seq_len]] = True
-    return redraw
+    return redraw, shared
 
 
-def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_bound: int, rng) -> np.ndarray:
+def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_bound: int, rng, shared: np.ndarray) -> np.ndarray:
     """Random non-overlapping offsets for placements that fit their sequences.
 
     Inside a sequence the placements come in random order with random gaps between them: the
@@ -158,7 +160,7 @@ def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_boun
     """
     gap_draw = rng.random(len(seq))
     offsets = np.floor(gap_draw * (seq_len - footprint + 1)).astype(np.int32)  # a placement alone: one gap before it
-    rows = np.flatnonzero(_sharing(seq))
+    rows = np.flatnonzero(shared)
     if len(rows) == 0:
         return offsets
     order = rows[_random_order_within(seq[rows], seq_bound, rng)]
@@ -206,11 +208,14 @@ def place_insertions(
     columns = ("global_seq", "offset", "n_tokens", "item_index", "repetition")
     if int(dose.sum()) == 0:  # e.g. a design of placebos only
         return pd.DataFrame({c: np.zeros(0, dtype=np.int64 if c == "global_seq" else np.int32) for c in columns})
+    if int(dose.sum()) >= 1 << 31:
+        raise InputError(None, "arms", f"expected fewer than 2**31 insertions in one plan, got {int(dose.sum()):,}")
     # per-placement arrays are narrow (a placement costs ~40 bytes here, not ~300), and per-item
     # quantities are gathered only where a formula needs them
     first_row = np.cumsum(dose) - dose
     owner = np.repeat(np.arange(len(dose), dtype=np.int32), dose)
-    repetition = (np.arange(len(owner), dtype=np.int64) - np.repeat(first_row, dose)).astype(np.int32)
+    repetition = np.arange(len(owner), dtype=np.int32)
+    repetition -= np.repeat(first_row.astype(np.int32), dose)
     lo, stratum_of = request.window_lo.astype(np.int64), width / dose
     phase = rng.random(len(dose))
 
@@ -231,7 +236,7 @@ def place_insertions(
     footprint = request.footprint.astype(np.int32)[owner]
 
     for _ in range(MAX_REDRAW_ROUNDS):
-        redraw = _overflowing(seq, footprint, seq_len, n_sequences, blocked, rng)
+        redraw, shared = _overflowing(seq, footprint, seq_len, n_sequences, blocked, rng)
         if not redraw.any():
             break
         if (redraw & fixed).any():
@@ -242,7 +247,7 @@ def place_insertions(
     else:
         raise InputError(None, "arms", f"expected room for every insertion; windows are too crowded after {MAX_REDRAW_ROUNDS} redraws (lower doses or widen windows)")
 
-    offsets = _pack_offsets(seq, footprint, seq_len, n_sequences, rng)
+    offsets = _pack_offsets(seq, footprint, seq_len, n_sequences, rng, shared)  # shared: of the final, fitting draw
     repetition = _time_ranks(owner, seq, repetition, first_row, dose, n_sequences)  # each item's repetitions in time order
     order = _sort_order([(seq, n_sequences), (offsets, seq_len)])
     return pd.DataFrame(
