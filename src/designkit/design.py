@@ -202,6 +202,12 @@ def _resolve(base_dir: Path, text: str, file: Path, field: str) -> Path:
         raise InputError(file, field, f"expected a path, got {quote(text)} ({exc})") from None
 
 
+def _shown(path: Path, limit: int = 160) -> str:
+    """A resolved path for a message: whole when reasonable, else its start and its end."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2 - 1]}…{text[-(limit // 2):]}"
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
@@ -236,7 +242,7 @@ def _check_experiment(exp: ExperimentSpec, i: int, file: Path, base_dir: Path) -
     if items.generate is None:
         resolved = _resolve(base_dir, items.path, file, f"{at}.items")
         if not _is_file(resolved):
-            raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {quote(items.path)} (resolved to {resolved})")
+            raise InputError(file, f"{at}.items", f"expected an existing .jsonl or .parquet file, got {quote(items.path)} (resolved to {_shown(resolved)})")
         if resolved.suffix not in (".jsonl", ".parquet"):
             raise InputError(file, f"{at}.items", f"expected a .jsonl or .parquet file, got {quote(items.path)}")
         items = replace(items, path=str(resolved))
@@ -284,7 +290,7 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if model.checkpoint is not None:
         checkpoint = _resolve(base_dir, model.checkpoint, file, "run.model.checkpoint")
         if not _is_file(checkpoint / "lit_model.pth"):
-            raise InputError(file, "run.model.checkpoint", f"expected a LitGPT checkpoint directory holding lit_model.pth, got {quote(model.checkpoint)} (resolved to {checkpoint})")
+            raise InputError(file, "run.model.checkpoint", f"expected a LitGPT checkpoint directory holding lit_model.pth, got {quote(model.checkpoint)} (resolved to {_shown(checkpoint)})")
         model = replace(model, checkpoint=str(checkpoint))
     corpus = run.corpus
     builtin = f"{sources.BUILTIN_PREFIX}{stdlib_docs.BUILTIN_NAME}"
@@ -293,7 +299,7 @@ def _check_run(run: RunSpec, file: Path, base_dir: Path) -> RunSpec:
     if not corpus.startswith("builtin:"):
         resolved = _resolve(base_dir, corpus, file, "run.corpus")
         if not _is_file(resolved / "corpus.json"):
-            raise InputError(file, "run.corpus", f"expected builtin:stdlib-docs or a prepared corpus directory, got {quote(corpus)} (resolved to {resolved})")
+            raise InputError(file, "run.corpus", f"expected builtin:stdlib-docs or a prepared corpus directory, got {quote(corpus)} (resolved to {_shown(resolved)})")
         corpus = str(resolved)
     tokenizer = run.tokenizer
     if corpus.startswith("builtin:") and model.checkpoint is None:

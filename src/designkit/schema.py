@@ -168,7 +168,7 @@ def from_dict(cls: type[T], value: Any, file: str | Path | None, path: str = "")
             bounds = field.metadata.get("bounds")
             number = kwargs[name]
             if bounds is not None and isinstance(number, (int, float)) and not isinstance(number, bool) and bounds.violated(number):
-                raise InputError(file, _join(path, name), f"expected a number {bounds.describe()}, got {_number(number)}")
+                raise InputError(file, _join(path, name), f"expected {'an integer' if isinstance(number, int) else 'a number'} {bounds.describe()}, got {_number(number)}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise InputError(file, _join(path, name), f"expected {_describe(hints[name])} (a required key, missing)")
     return cls(**kwargs)
