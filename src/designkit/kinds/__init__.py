@@ -9,10 +9,11 @@ from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext,
 from designkit.kinds.canary import Canary
 from designkit.kinds.contamination import Contamination
 from designkit.kinds.texts import Texts
+from designkit.kinds.verbatim import Verbatim
 from designkit.registry import Registry
 
 KINDS: Registry[type[ExperimentKind]] = Registry("designkit.kinds", "experiment kind", base=ExperimentKind)
-for _kind in (Contamination, Canary, Texts):
+for _kind in (Contamination, Canary, Texts, Verbatim):
     KINDS.register(_kind)
 
 __all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec"]

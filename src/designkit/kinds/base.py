@@ -55,6 +55,10 @@ class Item:
     corpus_window: int | None = None
     """Whole-sequence kinds (``edit`` ``remove``/``noise``): the training-region window this
     item is; every sequence of the run that reads it is edited (from ``PlanContext.sample_run_windows``)."""
+    corpus_windows: Sequence[int] | None = None
+    """Instead of ``corpus_window``: every training-region window the item occupies (a span
+    that recurs in the corpus or straddles two windows, from ``PlanContext.find_spans``);
+    every sequence of the run that reads any of them is edited."""
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,6 +89,30 @@ class PlanContext:
     def window_tokens(self, window: int) -> list[int]:
         """The ``seq_len + 1`` tokens of training-region window ``window``."""
         return [int(t) for t in self.run_windows.tokens(window)]
+
+    def sample_run_spans(self, n: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` spans of ``length`` tokens starting at uniformly drawn positions of windows the
+        run reads (drawn with replacement, nothing claimed): ``(corpus starts, (n, length) tokens)``."""
+        if self.run_windows is None:
+            raise InputError(None, "items.generate", "expected a planner context with the run's corpus windows")
+        return self.run_windows.sample_spans(n, length, rng)
+
+    def find_spans(self, spans) -> Any:
+        """Where the run trains each of ``spans`` (a ``(n, length)`` token array): a
+        ``designkit.planning.span_finder.SpanHits`` over the training region (occurrences,
+        windows touched, straddling included, and the sequences of the run reading them),
+        plus ``in_reserve`` (bool per span: it also occurs in the reserve region, so a
+        replacement window could bring it back)."""
+        if self.run_windows is None:
+            raise InputError(None, "items.generate", "expected a planner context with the run's corpus windows")
+        return self.run_windows.find_spans(spans)
+
+    def claim_windows(self, windows) -> bool:
+        """Claim training-region ``windows`` for this experiment's items (no other experiment's
+        whole-sequence items can use them); False, claiming nothing, if one is already taken."""
+        if self.run_windows is None:
+            raise InputError(None, "items.generate", "expected a planner context with the run's corpus windows")
+        return self.run_windows.claim(windows)
 
     def take_reserve_windows(self, use: str, n: int, rng: np.random.Generator) -> list[tuple[int, list[int]]]:
         """``n`` reserve windows as ``(index, tokens)``, now owned by ``use`` of this experiment

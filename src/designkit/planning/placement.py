@@ -286,7 +286,8 @@ def _time_ranks(owner: np.ndarray, seq: np.ndarray, local: np.ndarray, first_row
 
 @dataclass(frozen=True)
 class WholeSequenceRequest:
-    """Per-item arrays of whole-sequence (remove/noise) items: each is a training-region window."""
+    """Per-window arrays of whole-sequence (remove/noise) items: one row per training-region
+    window an item occupies (an item may occupy several; a window belongs to one item)."""
 
     item_index: np.ndarray  # int32
     corpus_window: np.ndarray  # int64, distinct
@@ -301,7 +302,7 @@ def place_whole_sequences(
     """An edit for every sequence in an edited item's window that reads the item's corpus
     window, and the sequences of every item (edited or control) that insertions must avoid.
 
-    Repetition ``r`` is the item's ``r``-th edited visit in time order. Offsets are 0 and
+    Repetition ``r`` is the item's ``r``-th edited visit in time order (over all its windows). Offsets are 0 and
     ``n_tokens`` is ``seq_len + 1``: the edit owns the whole window.
     """
     windows = np.asarray(request.corpus_window, dtype=np.int64)
@@ -312,8 +313,9 @@ def place_whole_sequences(
     blocked = np.unique(seq)
     keep = request.edited[which] & (seq >= request.window_lo[which]) & (seq < request.window_hi[which])
     which, seq = which[keep], seq[keep]
-    by_item = _order_by(which, seq, n_sequences)  # each item's visits in time order
-    first = np.searchsorted(which[by_item], which[by_item], side="left")
+    item = request.item_index[which].astype(np.int64)
+    by_item = _order_by(item, seq, n_sequences)  # each item's visits in time order
+    first = np.searchsorted(item[by_item], item[by_item], side="left")
     repetition = np.empty(len(seq), dtype=np.int32)
     repetition[by_item] = np.arange(len(seq)) - first
     frame = pd.DataFrame(

@@ -8,6 +8,7 @@ reshuffle the others.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -26,7 +27,7 @@ from designkit.data.tokenizer import TextTokenizer
 from designkit.design import Design, ExperimentSpec, design_to_dict, design_warnings, load_design
 from designkit.errors import InputError, quote
 from designkit.kinds import KINDS, Item, PlanContext
-from designkit.planning import budget, leakage, placement, power, randomize
+from designkit.planning import budget, leakage, placement, power, randomize, span_finder
 from designkit.planning.permutation import BaseOrder
 from designkit.planning.planfile import ITEMS_SCHEMA, write_plan
 from designkit.planning.reserve import ReserveAllocator
@@ -156,9 +157,9 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
 def _check_edits(kind, spec: ExperimentSpec, items: list[Item], design_file: Path, at: str) -> None:
     """A kind's edit declaration is usable: window items for whole-sequence kinds, a noise std for noise."""
     if kind.edit != "insert":
-        lacking = next((item.source_id for item in items if item.corpus_window is None), None)
+        lacking = next((item.source_id for item in items if not _item_windows(item)), None)
         if lacking is not None:
-            raise InputError(design_file, f"{at}.kind", f"expected kind {spec.kind!r} (edit {kind.edit}) to give every item a corpus_window, item {lacking!r} has none")
+            raise InputError(design_file, f"{at}.kind", f"expected kind {spec.kind!r} (edit {kind.edit}) to give every item a corpus_window or corpus_windows, item {lacking!r} has none")
         if any(item.positions is not None for item in items):
             raise InputError(design_file, f"{at}.items", f"expected no positions for kind {spec.kind!r}: its {kind.edit} edits go wherever the run reads each item's window")
     for arm, arm_spec in spec.arms.items():
@@ -167,6 +168,13 @@ def _check_edits(kind, spec: ExperimentSpec, items: list[Item], design_file: Pat
             raise InputError(design_file, f"{at}.params", f"expected a finite noise std >= 0 for arm {arm}, got {std}")
         if kind.edit == "noise" and arm_spec.dose > 0 and std == 0.0:
             raise InputError(design_file, f"{at}.params", f"expected a positive noise std for treated arm {arm} of noise kind {spec.kind!r}")
+
+
+def _item_windows(item: Item) -> list[int]:
+    """The distinct training-region windows a whole-sequence item occupies (none for insert items)."""
+    if item.corpus_windows is not None:
+        return sorted({int(w) for w in item.corpus_windows})
+    return [] if item.corpus_window is None else [int(item.corpus_window)]
 
 
 def _tokens(tokenizer: TextTokenizer, given: list[int] | np.ndarray | None, text: str | None) -> list[int] | np.ndarray | None:
@@ -181,7 +189,7 @@ def _tokens(tokenizer: TextTokenizer, given: list[int] | np.ndarray | None, text
 ITEM_COLUMNS = (
     *(name for name in ITEMS_SCHEMA.names if name != "item_index"),
     # internal columns (not written): what the placement needs
-    "positions", "edit", "corpus_window", "noise_std", "footprint",
+    "positions", "edit", "corpus_windows", "noise_std", "footprint",
 )
 
 
@@ -231,7 +239,7 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             "meta": [meta_json[id(item.meta)] for item in items],
             "positions": [item.positions for item in items],
             "edit": [edit] * len(items),
-            "corpus_window": [-1 if item.corpus_window is None else int(item.corpus_window) for item in items],
+            "corpus_windows": [_item_windows(item) for item in items],
             "noise_std": [stds[a] if arm.dose > 0 else 0.0 for a, arm in zip(exp.arms, arms)],
             "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
         }
@@ -371,7 +379,9 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     n_sequences = run.steps * run.global_batch
     total_tokens = n_sequences * run.seq_len
     base_order = BaseOrder(train_tokens // window_tokens, design.seed)
-    run_windows = RunWindows(corpus.tokens, base_order, window_tokens, min(n_sequences, base_order.n_windows))
+    run_windows = RunWindows(
+        corpus.tokens, base_order, window_tokens, min(n_sequences, base_order.n_windows), n_sequences=n_sequences, train_tokens=train_tokens
+    )
     reserve = ReserveAllocator((corpus.n_tokens - train_tokens) // window_tokens, window_tokens)
     context = PlanContext(tokenizer, np.asarray(corpus.tokens[train_tokens:]), corpus.eos_id, run_windows=run_windows, reserve=reserve)
 
@@ -524,12 +534,41 @@ def _edit_column(codes: np.ndarray) -> pd.Categorical:
 class RunWindows:
     """The training-region windows the run reads, for whole-sequence kinds (``PlanContext``)."""
 
-    def __init__(self, tokens: np.ndarray, order: BaseOrder, window_tokens: int, n_visited: int):
+    def __init__(self, tokens: np.ndarray, order: BaseOrder, window_tokens: int, n_visited: int, *, n_sequences: int, train_tokens: int):
         self.corpus_tokens = tokens
         self.order = order
         self.window_tokens = window_tokens
         self.n_visited = n_visited  # epoch-0 positions the run reaches: every window there is read
+        self.n_sequences = n_sequences
+        self.train_tokens = train_tokens
         self.claimed: set[int] = set()
+
+    def sample_spans(self, n: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``PlanContext.sample_run_spans``: spans starting in windows the run reads (they may run
+        into the next window; the span finder sees that)."""
+        region = self.order.n_windows * self.window_tokens
+        if length > region:
+            raise InputError(None, "items.generate", f"expected spans shorter than the training region's {region:,} tokens, got {length:,}")
+        windows = self.order.window_of(rng.integers(self.n_visited, size=n))
+        starts = np.minimum(windows * self.window_tokens + rng.integers(self.window_tokens, size=n), region - length)
+        tokens = np.asarray(self.corpus_tokens[starts[:, None] + np.arange(length)], dtype=np.int64) if n else np.zeros((0, length), np.int64)
+        return starts.astype(np.int64), tokens
+
+    def find_spans(self, spans) -> span_finder.SpanHits:
+        """``PlanContext.find_spans``: the spans' hits in the training region, with ``in_reserve``."""
+        hits = span_finder.find_span_hits(
+            self.corpus_tokens, spans, window_tokens=self.window_tokens, order=self.order, n_sequences=self.n_sequences
+        )
+        in_reserve = np.zeros(len(hits.windows), dtype=bool)
+        in_reserve[span_finder.find_span_starts(self.corpus_tokens, spans, start=self.train_tokens).span] = True
+        return dataclasses.replace(hits, in_reserve=in_reserve)
+
+    def claim(self, windows) -> bool:
+        wanted = {int(w) for w in windows}
+        if wanted & self.claimed:
+            return False
+        self.claimed |= wanted
+        return True
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         free = self.n_visited - len(self.claimed)
@@ -577,12 +616,15 @@ def _place_whole_sequences(
         _noise_columns(empty, items)
         return empty, np.zeros(0, dtype=np.int64)
     lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(whole["window_start"], whole["window_end"])]
+    # one request row per (item, window): an item may occupy several windows (a recurring or straddling span)
+    per_item = np.array([len(w) for w in whole["corpus_windows"]], dtype=np.int64)
+    rows = np.repeat(np.arange(len(whole)), per_item)
     request = placement.WholeSequenceRequest(
-        item_index=whole["item_index"].to_numpy(np.int32),
-        corpus_window=whole["corpus_window"].to_numpy(np.int64),
-        edited=whole["inserted"].to_numpy(bool),
-        window_lo=np.array([w[0] for w in lo_hi], dtype=np.int64),
-        window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64),
+        item_index=whole["item_index"].to_numpy(np.int32)[rows],
+        corpus_window=np.fromiter((w for ws in whole["corpus_windows"] for w in ws), dtype=np.int64, count=int(per_item.sum())),
+        edited=whole["inserted"].to_numpy(bool)[rows],
+        window_lo=np.array([w[0] for w in lo_hi], dtype=np.int64)[rows],
+        window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64)[rows],
     )
     frame, blocked = placement.place_whole_sequences(request, order, n_sequences=n_sequences, seq_len=design.run.seq_len)
     frame["edit"] = _edit_column(pd.Categorical(items["edit"], categories=list(plan_types.EDIT_KINDS)).codes[frame["item_index"].to_numpy()])

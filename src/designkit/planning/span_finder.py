@@ -122,6 +122,7 @@ class SpanHits:
     occurrences: SpanOccurrences
     windows: list[np.ndarray]  # per span: sorted distinct training windows touched
     sequences: list[np.ndarray]  # per span: sorted global sequences reading one of its windows
+    in_reserve: np.ndarray | None = None  # per span: it also occurs in the reserve region (when asked)
 
     def n_trained(self) -> np.ndarray:
         return np.array([len(s) for s in self.sequences], dtype=np.int64)
