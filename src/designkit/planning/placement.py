@@ -250,16 +250,13 @@ def place_insertions(
     offsets = _pack_offsets(seq, footprint, seq_len, n_sequences, rng, shared)  # shared: of the final, fitting draw
     repetition = _time_ranks(owner, seq, repetition, first_row, dose, n_sequences)  # each item's repetitions in time order
     order = _sort_order([(seq, n_sequences), (offsets, seq_len)])
-    return pd.DataFrame(
-        {
-            "global_seq": seq[order],
-            "offset": offsets[order],
-            "n_tokens": footprint[order],
-            "item_index": request.item_index.astype(np.int32)[owner[order]],
-            "repetition": repetition[order],
-        },
-        copy=False,
-    )
+    # reorder one column at a time, each source freed before the next copy is made
+    columns = {"global_seq": seq, "offset": offsets, "n_tokens": footprint, "item_index": owner, "repetition": repetition}
+    del seq, offsets, footprint, owner, repetition
+    for name in columns:
+        columns[name] = columns[name][order]
+    columns["item_index"] = request.item_index.astype(np.int32)[columns["item_index"]]
+    return pd.DataFrame(columns, copy=False)
 
 
 def _time_ranks(owner: np.ndarray, seq: np.ndarray, local: np.ndarray, first_row: np.ndarray, dose: np.ndarray, n_sequences: int) -> np.ndarray:

@@ -392,6 +392,12 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         row = too_long.iloc[0]
         raise InputError(design_file, "run.seq_len", f"expected every item to fit a sequence with its EOS wrappers; {row.item_id} needs {row.footprint} tokens")
 
+    specs = [_experiment_spec(exp, design_file, i) for i, exp in enumerate(experiments)]
+    # probe types and their options are checked at plan time, not when a checkpoint is first scored
+    check_probe_specs(specs, ITEMS_SCHEMA.names, file=design_file)
+    # past here the item objects are not needed: 200k of them would hold ~0.3 GB while 10M placements are made
+    experiments = [dataclasses.replace(exp, items=[]) for exp in experiments]
+
     items["noise_seed"] = _noise_seeds(items, design.seed)
     whole, blocked = _place_whole_sequences(items, design, n_sequences, base_order, reserve)
     items["edited_sequences"] = np.bincount(whole["item_index"], minlength=len(items)) if len(items) else 0
@@ -403,6 +409,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     payload_index = np.r_[0, np.cumsum([len(p) for p in payloads])].astype(np.int64)
     dtype = np.dtype(corpus.meta["dtype"])
     payload_tokens = np.concatenate([np.asarray(p, dtype=np.int64) for p in payloads]).astype(dtype) if payloads else np.zeros(0, dtype)
+    del payloads
 
     from tqdm.auto import tqdm
 
@@ -428,9 +435,6 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     insertions = _place(items, design, design_file, n_sequences, blocked)
     placements = _merge_placements(whole, insertions, run.seq_len)
 
-    specs = [_experiment_spec(exp, design_file, i) for i, exp in enumerate(experiments)]
-    # probe types and their options are checked at plan time, not when a checkpoint is first scored
-    check_probe_specs(specs, ITEMS_SCHEMA.names, file=design_file)
     experiments_json = [spec.to_json() for spec in specs]
     plan = {
         "designkit_version": designkit.__version__,
