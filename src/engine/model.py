@@ -24,6 +24,7 @@ from litgpt.utils import reset_parameters
 
 from designkit.errors import InputError
 from designkit.model_config import build_config, read_config_file
+from designkit.probes.watermark import watermark_noise
 from designkit.runfile import MODEL_CONFIG_FILE, MODEL_FILE
 
 
@@ -108,9 +109,9 @@ def raw_gpt(model: nn.Module) -> GPT:
 
 
 def noise_tensor(seed: int, std: float, seq_len: int, n_embd: int) -> torch.Tensor:
-    """The noise of one sequence: a function of (seed, std, shape) only, the same on every device."""
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    return torch.randn(seq_len, n_embd, generator=generator) * float(std)
+    """The noise of one span: a function of (seed, std, shape) only, drawn on the CPU, the same
+    on every device; the watermark probe re-derives it with the same function."""
+    return watermark_noise(seed, std, seq_len, n_embd)
 
 
 @contextlib.contextmanager

@@ -111,7 +111,7 @@ def test_an_estimator_is_found_by_import_path_and_checked():
     frame, spec = _z_score_experiment(f"{__name__}:MedianShift")
     table = effects_table(frame, [spec])
     assert list(table["estimator"]) == ["median_shift"] and table["estimate"].iloc[0] > 0.5
-    with pytest.raises(InputError, match="expected one of the estimators bootstrap, ks_normal, newcombe, welch"):
+    with pytest.raises(InputError, match="expected one of the estimators bootstrap, ks_normal, newcombe, watermark_calibration, watermark_item_p, watermark_shift, watermark_tpr, welch"):
         estimator_class("no_such_estimator")
     with pytest.raises(InputError, match="subclass of designkit.analysis.estimator.Estimator"):
         estimator_class("math:pi", file="plan.json", field="x")

@@ -46,6 +46,7 @@ from designkit.analysis.estimator import (
     register_estimator,
 )
 from designkit.analysis.ks_normal import KsNormal
+from designkit.analysis.watermark_stats import WatermarkCalibration, WatermarkItemP, WatermarkShift, WatermarkTpr
 from designkit.analysis.options import AnalysisOptions
 from designkit.plan_types import ArmSpec, ExperimentSpec, OutcomeSpec
 from designkit.analysis.multiple_testing import adjust, assign_families
@@ -77,6 +78,10 @@ __all__ = [
     "Estimator",
     "ExperimentSpec",
     "KsNormal",
+    "WatermarkCalibration",
+    "WatermarkItemP",
+    "WatermarkShift",
+    "WatermarkTpr",
     "Newcombe",
     "OutcomeSpec",
     "ReportSection",

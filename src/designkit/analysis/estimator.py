@@ -89,6 +89,11 @@ class Estimator(ABC):
         """`figures.FigureFile`s from this estimator's rows (none by default)."""
         return []
 
+    def red_flags(self, effects: pd.DataFrame, options: AnalysisOptions) -> list[str]:
+        """One line per problem in this estimator's rows that the report must show first
+        (e.g. a test statistic found miscalibrated); none by default."""
+        return []
+
 
 ESTIMATORS: Registry[type[Estimator]] = Registry(ENTRY_POINT_GROUP, "estimator", base=Estimator)
 """Registered estimators; `@register_estimator` adds one (see `designkit.registry`)."""

@@ -140,6 +140,10 @@ class RunResults:
     @property
     def red_flags(self) -> list[str]:
         flags = [f"{v.experiment}/{v.arm}: placebo arm differs from control" for v in self.verdicts.itertuples() if v.red_flag]
+        for name, estimator in _estimators(self.specs, self.options).items():
+            mine = self.effects[self.effects["estimator"] == name] if len(self.effects) else self.effects
+            if len(mine):
+                flags += estimator.red_flags(mine, self.options)
         if not self.applied.agrees:
             flags.insert(0, self.applied.describe())
         return flags

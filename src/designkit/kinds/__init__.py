@@ -10,10 +10,11 @@ from designkit.kinds.canary import Canary
 from designkit.kinds.contamination import Contamination
 from designkit.kinds.texts import Texts
 from designkit.kinds.verbatim import Verbatim
+from designkit.kinds.watermark import Watermark
 from designkit.registry import Registry
 
 KINDS: Registry[type[ExperimentKind]] = Registry("designkit.kinds", "experiment kind", base=ExperimentKind)
-for _kind in (Contamination, Canary, Texts, Verbatim):
+for _kind in (Contamination, Canary, Texts, Verbatim, Watermark):
     KINDS.register(_kind)
 
 __all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from designkit import atomic_files
+from designkit import atomic_files, schema
 from designkit.errors import InputError
 from designkit.kinds import KINDS
 from designkit.planning.leakage import assemble_report, select_items
@@ -63,7 +63,7 @@ class PlanScan:
         self.ngram = int(plan.meta["leakage"]["ngram"])
         # as the planner: only texts edited into the run; remove/noise items are corpus windows
         payload_tokens, payload_index = plan.payload
-        edit = {spec.name: KINDS.get(spec.kind, file=plan.path / "plan.json", field=f"experiments.{spec.name}.kind").edit for spec in plan.experiment_specs}
+        edit = {spec.name: _edit(spec, plan.path / "plan.json") for spec in plan.experiment_specs}
         items = plan.items()
         inserted = (items["experiment"].map(edit) == "insert").to_numpy()
         self.items, tokens, self.payload_index = select_items(items, np.asarray(payload_tokens), payload_index, inserted)
@@ -170,3 +170,11 @@ def check_output(out: Path, force: bool, formats: tuple[str, ...]) -> None:
 
 def write_json(out: Path, doc: dict[str, Any]) -> None:
     atomic_files.write_json(out, doc)
+
+
+def _edit(spec, plan_json: Path) -> str:
+    """The edit of an experiment's kind, as the planner saw it: a kind may choose it from its
+    params (``watermark`` inserts texts or noises whole sequences)."""
+    kind_class = KINDS.get(spec.kind, file=plan_json, field=f"experiments.{spec.name}.kind")
+    params = schema.from_dict(kind_class.Params, dict(spec.params), plan_json, f"experiments.{spec.name}.params")
+    return str(kind_class(params).edit)

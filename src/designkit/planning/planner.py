@@ -187,9 +187,9 @@ def _tokens(tokenizer: TextTokenizer, given: list[int] | np.ndarray | None, text
 
 
 ITEM_COLUMNS = (
-    *(name for name in ITEMS_SCHEMA.names if name != "item_index"),
+    *(name for name in ITEMS_SCHEMA.names if name not in ("item_index", "noise_seed")),
     # internal columns (not written): what the placement needs
-    "positions", "edit", "corpus_windows", "noise_std", "footprint",
+    "positions", "edit", "corpus_windows", "watermarked", "footprint",
 )
 
 
@@ -241,6 +241,7 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             "edit": [edit] * len(items),
             "corpus_windows": [_item_windows(item) for item in items],
             "noise_std": [stds[a] if arm.dose > 0 else 0.0 for a, arm in zip(exp.arms, arms)],
+            "watermarked": [any(std > 0 for std in stds.values())] * len(items),
             "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
         }
         for name, values in add.items():
@@ -593,9 +594,11 @@ class RunWindows:
 
 
 def _noise_seeds(items: pd.DataFrame, seed: int) -> np.ndarray:
-    """One noise seed per item with noise (the same at every repetition: one watermark per item), else -1."""
+    """One noise seed per item of an experiment with noise on some arm (the same at every
+    repetition: one watermark per item), else -1. Control items get one too: a fresh
+    watermark that is never trained, whose statistic is the null distribution (GW)."""
     seeds = np.full(len(items), -1, dtype=np.int64)
-    noisy = items["noise_std"].to_numpy() > 0
+    noisy = items["watermarked"].to_numpy(bool) | (items["noise_std"].to_numpy() > 0)
     for experiment in pd.unique(items.loc[noisy, "experiment"]):
         rows = np.flatnonzero(noisy & (items["experiment"] == experiment).to_numpy())
         seeds[rows] = derive_rng(seed, str(experiment), "noise").integers(0, 2**62, size=len(rows))

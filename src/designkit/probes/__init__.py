@@ -1,6 +1,6 @@
 """Probe types: how a checkpoint scores an item. See ``base.Probe`` for the contract.
 
-``PROBES`` is the probe types' registry (``designkit.registry``): the four built-ins below,
+``PROBES`` is the probe types' registry (``designkit.registry``): the five built-ins below,
 probe types that installed packages declare under the ``designkit.probes`` entry-point
 group, and any ``module:attr`` import path a plan names as a probe ``type``. Declaring a
 probe type needs no torch; the engine (``engine.probes``) runs the model computations.
@@ -36,11 +36,12 @@ from designkit.probes.greedy import Greedy
 from designkit.probes.logprob import LogProb
 from designkit.probes.multiple_choice import MultipleChoice
 from designkit.probes.text_loss import TextLoss
+from designkit.probes.watermark import WatermarkGradient
 from designkit.registry import Registry
 from designkit.runfile import SCORE_KEY_COLUMNS, SCORE_KEY_SCHEMA
 
 PROBES: Registry[type[Probe]] = Registry("designkit.probes", "probe type", base=Probe)
-for _probe in (LogProb, MultipleChoice, Greedy, TextLoss):
+for _probe in (LogProb, MultipleChoice, Greedy, TextLoss, WatermarkGradient):
     PROBES.register(_probe)
 
 
@@ -156,10 +157,10 @@ def docs_tables(probe_types: Iterable[type[Probe]] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-BUILTIN_PROBES = ("logprob", "multiple_choice", "greedy", "text_loss")
+BUILTIN_PROBES = ("logprob", "multiple_choice", "greedy", "text_loss", "watermark_gradient")
 
 __all__ = [
     "BUILTIN_PROBES", "PROBES", "Column", "Greedy", "GreedyRequest", "ItemField", "LogProb", "MultipleChoice", "PlanProbes",
-    "Probe", "ProbeContext", "Request", "SpanRequest", "TextLoss", "check_probe_specs", "docs_tables", "make_probe",
+    "Probe", "ProbeContext", "Request", "SpanRequest", "TextLoss", "WatermarkGradient", "check_probe_specs", "docs_tables", "make_probe",
     "plan_probes", "scores_schema",
 ]
