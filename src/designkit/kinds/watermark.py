@@ -73,7 +73,7 @@ class WatermarkParams:
 class WatermarkGenerate:
     n: int = bounded(ge=1)
     """Number of items (texts drawn from the reserve region, or training windows)."""
-    n_tokens: int = bounded(64, ge=1)
+    n_tokens: int = bounded(32, ge=1)
     """Tokens per text (``target: texts``; at most ``seq_len - 2``, with the EOS wrap)."""
 
 
@@ -97,6 +97,12 @@ class Watermark(ExperimentKind):
                 raise InputError(None, f"params.arm_sigma.{arm}", f"expected a positive std, got {std}")
         if params.target == "sequences" and options is None:
             raise InputError(None, "items", "expected items.generate for target: sequences (the items are the run's own windows)")
+
+    def after_assignment(self, items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
+        unknown = sorted(set(self.params.arm_sigma) - set(arms))
+        if unknown:
+            raise InputError(None, f"params.arm_sigma.{unknown[0]}", f"expected an arm of this experiment ({', '.join(sorted(set(arms)))})")
+        return items
 
     def noise_std(self, arm: str) -> float:
         return float(self.params.arm_sigma.get(arm, self.params.sigma))

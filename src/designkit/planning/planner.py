@@ -240,7 +240,8 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             "positions": [item.positions for item in items],
             "edit": [edit] * len(items),
             "corpus_windows": [_item_windows(item) for item in items],
-            "noise_std": [stds[a] if arm.dose > 0 else 0.0 for a, arm in zip(exp.arms, arms)],
+            # the std an item is trained with: none for control arms and placebo experiments
+            "noise_std": [stds[a] if arm.dose > 0 and not spec.placebo else 0.0 for a, arm in zip(exp.arms, arms)],
             "watermarked": [any(std > 0 for std in stds.values())] * len(items),
             "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
         }
