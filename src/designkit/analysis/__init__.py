@@ -14,7 +14,8 @@ The chain underneath:
     effects = adjust(effects_table(frame, specs, AnalysisOptions(alpha=0.05)), method="holm")
 
 Every outcome goes through its estimator: a registered class (`estimator.Estimator`);
-the built-ins are `newcombe`, `welch`, `bootstrap` (`two_sample`) and `ks_normal`.
+the built-ins are `newcombe`, `welch`, `bootstrap` (`two_sample`), `ks_normal`,
+`auc`, `tpr_at_fpr`, `exposure` (`membership`) and `per_stratum`.
 """
 
 from designkit.analysis.dose_response import (
@@ -46,6 +47,7 @@ from designkit.analysis.estimator import (
     register_estimator,
 )
 from designkit.analysis.ks_normal import KsNormal
+from designkit.analysis.membership import Auc, Exposure, TprAtFpr
 from designkit.analysis.watermark_stats import WatermarkCalibration, WatermarkItemP, WatermarkShift, WatermarkTpr
 from designkit.analysis.options import AnalysisOptions
 from designkit.plan_types import ArmSpec, ExperimentSpec, OutcomeSpec
@@ -60,6 +62,7 @@ from designkit.analysis.over_training import (
 from designkit.analysis.power_check import AchievedMde, achieved_mde_table
 from designkit.analysis.results import RunResults, load
 from designkit.analysis.tidy import to_frame
+from designkit.analysis.per_stratum import PerStratum
 from designkit.analysis.two_sample import Bootstrap, Newcombe, TwoSampleEstimator, Welch
 from designkit.planning.power import minimal_detectable_effect, proportion_difference_from_h
 
@@ -82,6 +85,10 @@ __all__ = [
     "WatermarkItemP",
     "WatermarkShift",
     "WatermarkTpr",
+    "Auc",
+    "TprAtFpr",
+    "Exposure",
+    "PerStratum",
     "Newcombe",
     "OutcomeSpec",
     "ReportSection",

@@ -1,7 +1,8 @@
 """Build the long outcome frame every estimator reads from the plan items and run scores.
 
 One row per item, checkpoint and outcome: `experiment, arm, dose, inserted, item_index,
-step, outcome, value`. Items come from `items.parquet`; scores from
+step, outcome, value`, plus the item's `stratum` where the plan's items have one (read by
+the `per_stratum` and `exposure` estimators). Items come from `items.parquet`; scores from
 `scores/step-*.parquet` (docs/formats.md), each outcome naming the probe and column that
 hold it.
 """
@@ -16,6 +17,7 @@ from designkit.analysis.effects import LONG_FRAME_COLUMNS
 from designkit.plan_types import ExperimentSpec
 
 ITEM_COLUMNS = ("item_index", "arm", "dose", "inserted")
+OPTIONAL_ITEM_COLUMNS = ("stratum",)
 SCORE_COLUMNS = ("item_index", "experiment", "probe", "step")
 
 
@@ -31,7 +33,8 @@ def long_outcome_frame(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise ValueError(f"expected {name} columns {list(needed)}, missing {missing}")
-    arms = items[list(ITEM_COLUMNS)]
+    optional = [c for c in OPTIONAL_ITEM_COLUMNS if c in items.columns]
+    arms = items[list(ITEM_COLUMNS) + optional]
     parts = []
     for spec in experiments:
         for outcome in spec.outcomes:
@@ -63,4 +66,4 @@ def long_outcome_frame(
             parts.append(part.merge(arms, on="item_index", how="left", validate="many_to_one"))
     if not parts:
         return pd.DataFrame(columns=list(LONG_FRAME_COLUMNS))
-    return pd.concat(parts, ignore_index=True)[list(LONG_FRAME_COLUMNS)]
+    return pd.concat(parts, ignore_index=True)[list(LONG_FRAME_COLUMNS) + optional]
