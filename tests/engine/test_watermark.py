@@ -126,8 +126,10 @@ def test_trained_watermarks_push_the_statistic_negative_and_are_detected(waterma
     assert "Watermark calibration" in text and "watermark_p_wm.png" in text and "RED FLAG" not in text
 
 
-def test_whole_base_sequences_get_their_watermark_wherever_the_run_reads_them(tmp_path, tiny_corpus):
+def test_whole_base_sequences_get_their_watermark_wherever_the_run_reads_them_and_are_scored(tmp_path, tiny_corpus, one_torch_thread):
     design = watermark_design(tiny_corpus, target="sequences", arm_sigma={"x24": 0.3})
+    design["run"]["steps"] = 6
+    design["run"]["training"]["checkpoints"] = [6]
     design["experiments"][0]["items"] = {"generate": {"n": 10}}
     design["experiments"][0]["arms"] = {"control": {"dose": 0, "share": 0.5}, "x24": {"dose": 1, "share": 0.5}}
     make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
@@ -139,3 +141,8 @@ def test_whole_base_sequences_get_their_watermark_wherever_the_run_reads_them(tm
     assert set(placements["item_index"]) == set(np.flatnonzero(treated))
     assert (placements["n_tokens"] == plan.seq_len + 1).all()
     assert (items["probe_tokens"].map(len) == plan.seq_len + 1).all()
+    # the probe feeds the window's seq_len inputs, the positions the whole-sequence noise covered
+    train(tmp_path / "plan", tmp_path / "run", accelerator="cpu", show_progress=False)
+    score_run(tmp_path / "run", device="cpu", show_progress=False)
+    scores = pd.read_parquet(tmp_path / "run" / "scores" / "step-00000006.parquet")
+    assert len(scores) == 10 and np.isfinite(scores["wm_stat"]).all() and (scores["grad_norm"] > 0).all()
