@@ -19,13 +19,13 @@ SPAN_HALF = 8
 DOCUMENT_TOKENS = 400
 
 
-def random_token_corpus(root: Path, tokenizer_dir: Path, *, n_tokens: int, seed: int = 0, repeat: tuple[int, int, int] | None = None) -> Path:
+def random_token_corpus(root: Path, tokenizer_dir: Path, *, n_tokens: int, seed: int = 0, symbols: int = N_SYMBOLS, repeat: tuple[int, int, int] | None = None) -> Path:
     """A CORPUS dir of ``n_tokens`` uniformly random tokens in documents of ``DOCUMENT_TOKENS``;
     ``repeat = (source, destination, length)`` copies a stretch, so spans in it occur twice."""
     from designkit.data.corpus import TokenCorpus, prepare_corpus
 
     eos_id = TokenCorpus.open(tokenizer_dir).eos_id
-    tokens = np.random.default_rng(seed).integers(100, 100 + N_SYMBOLS, size=n_tokens).astype(np.uint16)
+    tokens = np.random.default_rng(seed).integers(100, 100 + symbols, size=n_tokens).astype(np.uint16)
     tokens[DOCUMENT_TOKENS - 1 :: DOCUMENT_TOKENS] = eos_id
     if repeat is not None:
         source, destination, length = repeat
@@ -61,3 +61,25 @@ def verbatim_design(corpus: Path, *, n: int, steps: int, min_trained: int = 1, *
             }
         ],
     }
+
+
+def repeated_core_corpus(root: Path, tokenizer_dir: Path, *, core_tokens: int, copies: int, reserve_tokens: int, seed: int = 0) -> Path:
+    """A CORPUS dir whose training region is one random document of ``core_tokens`` repeated
+    ``copies`` times (duplicated text: every span of it occurs ``copies`` times), followed by
+    fresh random documents (``reserve_tokens``, the reserve region and a little more).
+
+    The model memorizes a small core fast, so kept spans are completed after a few seconds of
+    training, and every removed span's many occurrences must all be removed.
+    """
+    from designkit.data.corpus import TokenCorpus, prepare_corpus
+
+    eos_id = TokenCorpus.open(tokenizer_dir).eos_id
+    rng = np.random.default_rng(seed)
+    core = rng.integers(100, 100 + N_SYMBOLS, size=core_tokens).astype(np.uint16)
+    core[-1] = eos_id
+    tail = rng.integers(100, 100 + N_SYMBOLS, size=reserve_tokens).astype(np.uint16)
+    tail[DOCUMENT_TOKENS - 1 :: DOCUMENT_TOKENS] = eos_id
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "tokens.npy", np.concatenate([np.tile(core, copies), tail]))
+    prepare_corpus(root / "tokens.npy", root / "corpus", tokenizer_dir=tokenizer_dir, show_progress=False)
+    return root / "corpus"
