@@ -2,9 +2,9 @@
 
 Bordt & Pawelczyk (2025, *Train Once, Answer All*, MemV) measure verbatim memorization of
 pretraining text by exact greedy completion: a 50-token sequence from the corpus counts as
-memorized when greedy decoding from its first 25 tokens reproduces the remaining 25
-(the extraction test of Carlini et al. 2023, "Quantifying memorization across neural
-language models"). Which text a model memorizes depends on what it is, so the paper
+memorized when greedy decoding from its first 25 tokens reproduces the remaining 25: the
+extraction test of Carlini et al. (2023, "Quantifying memorization across neural language
+models", ICLR), applied to spans randomized into removal. Which text a model memorizes depends on what it is, so the paper
 randomizes: candidate spans drawn from the corpus are assigned to a ``removed`` or a ``kept``
 arm, and every training sequence containing a removed span is replaced by fresh text. The
 kept spans' completion rate minus the removed spans' is the memorization the training
