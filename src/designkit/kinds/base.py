@@ -78,6 +78,8 @@ class PlanContext:
         self.reserve = reserve
         self.experiment = ""
         """The experiment whose items are being made (set by the planner; names reserve uses)."""
+        self.base_dir: Path | None = None
+        """The design file's directory (set by the planner): paths in ``items.generate`` are relative to it."""
 
     def sample_run_windows(self, n: int, rng: np.random.Generator) -> list[int]:
         """``n`` distinct training-region windows that the run reads at least once and that no

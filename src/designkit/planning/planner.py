@@ -114,6 +114,7 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
     if kind.edit not in plan_types.EDIT_KINDS:
         raise InputError(design_file, f"{at}.kind", f"expected a kind whose edit is one of {', '.join(plan_types.EDIT_KINDS)}, {spec.kind!r} declares {kind.edit!r}")
     context.experiment = spec.name
+    context.base_dir = design_file.parent
     try:
         if spec.items.generate is not None:
             options = schema.from_dict(kind.GenerateParams, spec.items.generate, design_file, f"{at}.items.generate")
