@@ -95,3 +95,12 @@ def test_without_the_removal_edits_the_removed_spans_would_be_trained(verbatim_p
     tokens, _, _ = InjectingStream.from_plan(plan, edits=PlanEdits.empty()).sequences(0, plan.n_sequences)
     rows = np.asarray(tokens, dtype=np.int64)
     assert all((_contains(rows, span) | _edge_pieces(rows, span)).any() for span in removed)
+
+
+def test_prefer_repeated_takes_the_spans_the_corpus_repeats(tmp_path, tiny_corpus):
+    corpus = random_token_corpus(tmp_path / "data", tiny_corpus, n_tokens=30_000, repeat=(500, 8003, 5000))
+    design = verbatim_design(corpus, n=12, steps=60)
+    design["experiments"][0]["items"]["generate"]["prefer_repeated"] = True
+    make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
+    meta = [json.loads(m) for m in Plan.open(tmp_path / "plan").items()["meta"]]
+    assert all(m["occurrences"] == 2 for m in meta)  # in draw order about a third would occur once

@@ -18,7 +18,7 @@ order's inverse permutation, every global sequence in every epoch that trains on
 windows. A candidate is kept when it holds no EOS (one document), does not occur in the
 reserve region (a replacement window could bring it back), is trained at least
 ``min_trained_sequences`` times (``> 1`` prefers spans the stream repeats: recurring text or
-several epochs), and shares no window with another item or experiment (removing one item's
+several epochs; ``prefer_repeated`` takes the most-trained candidates first), and shares no window with another item or experiment (removing one item's
 windows must not remove another's). Each item's ``corpus_windows`` are all its windows.
 
 **Edit.** ``remove``: in the treated arm (``dose > 0``, e.g. ``removed``) every sequence that
@@ -29,7 +29,7 @@ experiments avoid its sequences.
 
 **Parameters** (``params``): ``prefix_tokens`` (25) and ``suffix_tokens`` (25), the prompt and
 the continuation greedy decoding must reproduce. ``items.generate``: ``n`` spans,
-``min_trained_sequences`` (1), ``candidates_per_item`` (8, how many candidates are drawn per
+``min_trained_sequences`` (1), ``prefer_repeated`` (false), ``candidates_per_item`` (8, how many candidates are drawn per
 wanted span before giving up).
 
 **Probe.** ``complete`` (type ``greedy``): EOS + the prefix, up to ``suffix_tokens`` greedy
@@ -68,6 +68,8 @@ class VerbatimGenerate:
     """Number of spans (split over the arms)."""
     min_trained_sequences: int = bounded(1, ge=1)
     """Keep only spans the run trains at least this often (sequences containing a piece of an occurrence, all epochs)."""
+    prefer_repeated: bool = False
+    """Take the candidates the run trains most often first (recurring text), instead of in draw order."""
     candidates_per_item: int = bounded(8, ge=1)
     """Candidate spans drawn per wanted span; too few qualifying candidates is an error."""
 
@@ -90,7 +92,10 @@ class Verbatim(ExperimentKind):
         hits = context.find_spans(spans[distinct])
         trained = hits.n_trained()
         items: list[Item] = []
-        for j, candidate in enumerate(distinct.tolist()):
+        # draw order, or most-trained first (a stable sort keeps draw order among ties)
+        ranked = np.argsort(-trained, kind="stable") if options.prefer_repeated else np.arange(len(distinct))
+        for j in ranked.tolist():
+            candidate = int(distinct[j])
             if len(items) == options.n:
                 break
             if hits.in_reserve[j] or trained[j] < options.min_trained_sequences:
