@@ -36,9 +36,10 @@ def _span_arms(plan: Plan) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def _trained_sequences(plan: Plan) -> np.ndarray:
+    """Every sequence of every global batch, as the training loop gets them (engine.stream)."""
     stream = InjectingStream.from_plan(plan)
-    tokens, _, _ = stream.sequences(0, plan.n_sequences)
-    return np.asarray(tokens, dtype=np.int64)
+    steps = plan.n_sequences // plan.global_batch
+    return np.concatenate([np.asarray(stream.batch(step).tokens, dtype=np.int64) for step in range(steps)])
 
 
 def _contains(rows: np.ndarray, span: np.ndarray) -> np.ndarray:
@@ -76,6 +77,7 @@ def test_removed_spans_never_appear_in_any_trained_sequence(verbatim_plan):
     plan = Plan.open(verbatim_plan)
     removed, kept = _span_arms(plan)
     rows = _trained_sequences(plan)
+    assert len(rows) == plan.n_sequences
     stream_tokens = rows.reshape(1, -1)  # the stream end to end: occurrences across sequence boundaries too
     for span in removed:
         assert not _contains(rows, span).any()
