@@ -137,6 +137,27 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     print(report.console_summary())
 
 
+def _cmd_canaries(args: argparse.Namespace) -> None:
+    from engine.least_likely import write_canaries
+
+    lengths = _positive_ints(args.length, "--length")
+    for value, option in ((args.n, "--n"), (args.pool, "--pool")):
+        if value < 1:
+            raise InputError(None, option, f"expected a positive integer, got {value}")
+    count = write_canaries(args.from_checkpoint, args.out, args.n, lengths, args.seed, args.pool)
+    print(f"wrote {count} least-likely canaries to {args.out}")
+
+
+def _positive_ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise InputError(None, option, f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from designkit.demo import run_demo
 
@@ -228,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("canaries", help="write least-likely canaries of a checkpoint as an items file for the canary kind")
+    p.add_argument("--from-checkpoint", required=True, type=Path, help="a LitGPT checkpoint directory (lit_model.pth, model_config.yaml, tokenizer)")
+    p.add_argument("--out", required=True, type=Path, help="the .jsonl items file to write (must not exist)")
+    p.add_argument("--n", type=int, default=100, help="canaries per length")
+    p.add_argument("--length", default="32", help="tokens per canary; several as 1,8,32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", type=int, default=16, help="each token is drawn from this many least likely next tokens")
+    p.set_defaults(func=_cmd_canaries)
 
     p = sub.add_parser("demo", help="prepare → plan → train → analyze the built-in CPU demo")
     p.add_argument("--out", type=Path, default=Path("demo-run"))
