@@ -106,3 +106,39 @@ def test_prefer_repeated_takes_the_spans_the_corpus_repeats(tmp_path, tiny_corpu
     make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
     meta = [json.loads(m) for m in Plan.open(tmp_path / "plan").items()["meta"]]
     assert all(m["occurrences"] == 2 for m in meta)  # in draw order about a third would occur once
+
+
+def _file_design(tmp_path: Path, corpus: Path, records: list[dict]) -> Path:
+    spans = tmp_path / "spans.jsonl"
+    spans.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    design = verbatim_design(corpus, n=1, steps=60)
+    design["experiments"][0]["items"] = {"path": str(spans)}
+    return write_design(tmp_path / "design.yaml", design)
+
+
+def test_spans_from_an_items_file_are_found_in_the_corpus_and_removed(tmp_path, tiny_corpus):
+    from designkit.data.corpus import TokenCorpus
+
+    corpus = random_token_corpus(tmp_path / "data", tiny_corpus, n_tokens=30_000)
+    tokens = np.asarray(TokenCorpus.open(corpus).tokens, dtype=np.int64)
+    starts = [1000, 3100, 5150, 7300, 9400, 11500]  # well apart: no two share a window
+    records = [{"id": f"s{i}", "tokens": tokens[s : s + 2 * SPAN_HALF].tolist(), "source": "test"} for i, s in enumerate(starts)]
+    make_plan(_file_design(tmp_path, corpus, records), tmp_path / "plan", show_progress=False)
+    plan = Plan.open(tmp_path / "plan")
+    items = plan.items()
+    assert sorted(items["item_id"]) == [f"memv/s{i}" for i in range(6)]
+    assert all(json.loads(m)["source"] == "test" for m in items["meta"])
+    removed, _ = _span_arms(plan)
+    rows = _trained_sequences(plan)
+    assert removed and not any(_contains(rows, span).any() or _edge_pieces(rows, span).any() for span in removed)
+
+
+def test_an_items_file_span_the_run_never_trains_is_refused_in_one_line(tmp_path, tiny_corpus):
+    from designkit.errors import InputError
+
+    corpus = random_token_corpus(tmp_path / "data", tiny_corpus, n_tokens=30_000)
+    never = {"id": "absent", "tokens": list(range(300, 300 + 2 * SPAN_HALF))}  # ids the corpus never uses
+    with pytest.raises(InputError, match="expected a span the run trains") as caught:
+        make_plan(_file_design(tmp_path, corpus, [never, never | {"id": "again"}]), tmp_path / "plan", show_progress=False)
+    assert "spans.jsonl:1" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "plan").exists()

@@ -138,8 +138,9 @@ class ExperimentKind(ABC):
     """The edit each treated item gets in training (docs/formats.md, "Token positions"):
 
     - ``insert``: the item's tokens (EOS-wrapped) at ``dose`` offsets of the run;
-    - ``remove``: the item is a corpus window (``Item.corpus_window``); every sequence in
-      the arm's window of the run that reads it is swapped for a fresh reserve window;
+    - ``remove``: the item is a corpus window (``Item.corpus_window``) or several
+      (``Item.corpus_windows``, e.g. every window a span occurs in); every sequence in the
+      arm's window of the run that reads one is swapped for a fresh reserve window;
     - ``noise``: the same sequences keep their tokens and get seeded Gaussian noise on
       their input embeddings (GW).
 

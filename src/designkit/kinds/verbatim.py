@@ -27,6 +27,11 @@ whole-sequence edits; one reserve window per removed visit, from the reserve all
 control arm (``dose: 0``, e.g. ``kept``) is trained as the corpus has it; insertions of other
 experiments avoid its sequences.
 
+An items file (``.jsonl``/``.parquet``) instead names the spans: ``tokens`` (ids) or ``text``,
+optional ``id``; the first ``prefix_tokens + suffix_tokens`` tokens are the span, and a span
+the run never trains, that occurs in the reserve region, or that shares a window with
+another is refused in one line.
+
 **Parameters** (``params``): ``prefix_tokens`` (25) and ``suffix_tokens`` (25), the prompt and
 the continuation greedy decoding must reproduce. ``items.generate``: ``n`` spans,
 ``min_trained_sequences`` (1), ``prefer_repeated`` (false), ``candidates_per_item`` (8, how many candidates are drawn per
@@ -46,11 +51,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from designkit.errors import InputError
-from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
+from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
 from designkit.schema import bounded
 
 
@@ -82,9 +89,8 @@ class Verbatim(ExperimentKind):
     edit = "remove"
 
     def generate(self, options: VerbatimGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
-        p, s = self.params.prefix_tokens, self.params.suffix_tokens
         n_candidates = options.n * options.candidates_per_item
-        starts, spans = context.sample_run_spans(n_candidates, p + s, rng)
+        starts, spans = context.sample_run_spans(n_candidates, self.params.prefix_tokens + self.params.suffix_tokens, rng)
         # one candidate per distinct span, in draw order; spans across documents cannot be prompted from EOS
         _, first = np.unique(spans, axis=0, return_index=True)
         distinct = np.sort(first)
@@ -102,22 +108,7 @@ class Verbatim(ExperimentKind):
                 continue
             if not context.claim_windows(hits.windows[j]):
                 continue  # shares a window with a span taken before (here or by another experiment)
-            tokens = spans[candidate].astype(np.int32)
-            occurrences = hits.occurrences.start[hits.occurrences.span == j]
-            items.append(
-                Item(
-                    source_id=f"{len(items):05d}",
-                    payload_tokens=tokens,
-                    prompt_tokens=tokens[:p],
-                    target_tokens=tokens[p:],
-                    corpus_windows=hits.windows[j].tolist(),
-                    meta={
-                        "corpus_start": int(starts[candidate]),
-                        "occurrences": int(len(occurrences)),
-                        "trained_sequences": int(trained[j]),
-                    },
-                )
-            )
+            items.append(self._item(f"{len(items):05d}", spans[candidate], hits, j, {"corpus_start": int(starts[candidate])}))
         if len(items) < options.n:
             raise InputError(
                 None, "items.generate.n",
@@ -125,6 +116,55 @@ class Verbatim(ExperimentKind):
                 f"sharing no window, found {len(items)} among {n_candidates} candidates (lower n or min_trained_sequences, or raise candidates_per_item)",
             )
         return items
+
+    def load(self, path: Path, records: Sequence[dict[str, Any]], context: PlanContext) -> list[Item]:
+        """Spans a user chose (e.g. passages whose memorization matters): each record gives
+        ``tokens`` (ids) or ``text`` (tokenized), and optionally ``id``; its first
+        ``prefix_tokens + suffix_tokens`` tokens are the span. Every span must be trained by
+        the run, occur in no reserve window and share no window with another span."""
+        length = self.params.prefix_tokens + self.params.suffix_tokens
+        spans, ids = [], []
+        for line, record in enumerate(records, start=1):
+            if "tokens" in record:
+                tokens = record["tokens"]
+                if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < context.tokenizer.vocab_size for t in tokens):
+                    raise InputError(f"{path}:{line}", "tokens", f"expected a list of token ids below {context.tokenizer.vocab_size}")
+            elif isinstance(record.get("text"), str):
+                tokens = context.tokenizer.encode(record["text"])
+            else:
+                raise InputError(f"{path}:{line}", "text", "expected a string `text` or a list `tokens`")
+            if len(tokens) < length:
+                raise InputError(f"{path}:{line}", "tokens" if "tokens" in record else "text",
+                                 f"expected at least prefix_tokens + suffix_tokens = {length} tokens, got {len(tokens)}")
+            spans.append(tokens[:length])
+            ids.append(str(record.get("id", f"{line - 1:05d}")))
+        matrix = np.asarray(spans, dtype=np.int64)
+        hits = context.find_spans(matrix)
+        items = []
+        for j, (source_id, record) in enumerate(zip(ids, records)):
+            where = f"{path}:{j + 1}"
+            if hits.n_trained()[j] == 0:
+                raise InputError(where, "tokens" if "tokens" in record else "text", "expected a span the run trains; it occurs in no training window the run reads")
+            if hits.in_reserve[j]:
+                raise InputError(where, "tokens" if "tokens" in record else "text", "expected a span absent from the reserve region (a replacement window could bring it back)")
+            if not context.claim_windows(hits.windows[j]):
+                raise InputError(where, "tokens" if "tokens" in record else "text",
+                                 "expected spans in separate training windows; this one shares a window with an earlier span or another experiment's item")
+            items.append(self._item(source_id, matrix[j], hits, j, record_meta(record, ("tokens", "text", "id"))))
+        return items
+
+    def _item(self, source_id: str, span: np.ndarray, hits, j: int, meta: dict[str, Any]) -> Item:
+        """Span ``j`` of ``hits`` as an item: prefix prompt, suffix reference, all its windows."""
+        tokens = np.asarray(span, dtype=np.int32)
+        p = self.params.prefix_tokens
+        return Item(
+            source_id=source_id,
+            payload_tokens=tokens,
+            prompt_tokens=tokens[:p],
+            target_tokens=tokens[p:],
+            corpus_windows=hits.windows[j].tolist(),
+            meta={**meta, "occurrences": int((hits.occurrences.span == j).sum()), "trained_sequences": int(len(hits.sequences[j]))},
+        )
 
     def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
         return [ProbeSpec("complete", "greedy", {"prompt": "prompt_tokens", "reference": "target_tokens", "max_new_tokens": self.params.suffix_tokens})]
