@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from designkit.planning.placement import InsertionRequest, check_placements, place_insertions
-from designkit.planning.planfile import _write_table, placements_table
+from designkit.planning.planfile import write_placements
 
 TARGET_SECONDS = 60.0
 TARGET_BYTES = 4 * 1024**3
@@ -55,15 +55,14 @@ def main() -> None:
     start = time.perf_counter()
     placements = place_insertions(request, n_sequences=n_sequences, seq_len=seq_len, rng=np.random.default_rng(1))
     placed = time.perf_counter()
-    placements["edit"] = pd.Categorical(np.full(len(placements), "insert"), categories=["insert", "remove", "noise"])
+    placements["edit"] = pd.Categorical.from_codes(np.zeros(len(placements), dtype=np.int8), categories=["insert", "remove", "noise"])
     item_ids = pd.Index([f"exp/{i:06d}" for i in range(args.items)])
-    placements["item_id"] = pd.Categorical.from_codes(placements["item_index"].to_numpy(), categories=item_ids)
     placements["reserve_seq"] = np.int64(-1)
     placements["noise_seed"] = np.int64(-1)
     placements["noise_std"] = np.float32(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "placements.parquet"
-        _write_table(placements_table(placements, item_ids.to_numpy()), path)
+        write_placements(placements, item_ids.to_numpy(), path)
         written = time.perf_counter()
         size = path.stat().st_size
         back = pd.read_parquet(path, columns=["global_seq", "offset", "n_tokens", "edit"])

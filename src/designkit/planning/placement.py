@@ -219,14 +219,14 @@ def place_insertions(
     lo, stratum_of = request.window_lo.astype(np.int64), width / dose
     phase = rng.random(len(dose))
 
-    def draw(rows: np.ndarray | None) -> np.ndarray:
+    def draw(rows: np.ndarray | None, owner: np.ndarray, repetition: np.ndarray) -> np.ndarray:
         def per_row(values):
             return _per_row(values, dose, rows, owner)
 
         rep = repetition if rows is None else repetition[rows]
         return _draw_sequences(per_row(lo), per_row(width), per_row(dose), rep, per_row(phase), rng, per_row(stratum_of))
 
-    seq = draw(None)
+    seq = draw(None, owner, repetition)
     fixed = np.zeros(len(owner), dtype=bool)
     if explicit:
         for item_pos, sequences in explicit.items():
@@ -243,7 +243,7 @@ def place_insertions(
             i = int(request.item_index[owner[np.flatnonzero(redraw & fixed)[0]]])
             raise InputError(None, f"item {i}", "expected explicit positions that fit their sequences without overlapping other edits")
         rows = np.flatnonzero(redraw)
-        seq[rows] = draw(rows)
+        seq[rows] = draw(rows, owner, repetition)
     else:
         raise InputError(None, "arms", f"expected room for every insertion; windows are too crowded after {MAX_REDRAW_ROUNDS} redraws (lower doses or widen windows)")
 

@@ -136,6 +136,14 @@ RESERVED_SCHEMA = pa.schema(
 )
 
 
+def write_placements(placements: pd.DataFrame, item_ids: np.ndarray, path: Path) -> None:
+    """placements.parquet: dictionary pages only where they pay (10M distinct sequence numbers
+    would not fit one), statistics only on numeric columns (min/max of 10M dictionary strings
+    cost more than writing the rest)."""
+    numeric = [column.name for column in PLACEMENTS_SCHEMA if not pa.types.is_dictionary(column.type)]
+    _write_table(placements_table(placements, item_ids), path, use_dictionary=["item_id", "edit"], write_statistics=numeric)
+
+
 def write_plan(
     out: Path,
     plan: dict[str, Any],
@@ -153,13 +161,7 @@ def write_plan(
         _write_parquet(items[ITEMS_SCHEMA.names], tmp / "items.parquet", ITEMS_SCHEMA)
         np.save(tmp / "payload_tokens.npy", payload_tokens, allow_pickle=False)
         np.save(tmp / "payload_index.npy", payload_index.astype(np.int64), allow_pickle=False)
-        # dictionary pages only where they pay (10M distinct sequence numbers would not fit one), and
-        # statistics only on numeric columns (min/max of 10M dictionary strings cost more than the rest)
-        numeric = [column.name for column in PLACEMENTS_SCHEMA if not pa.types.is_dictionary(column.type)]
-        _write_table(
-            placements_table(placements, items["item_id"].to_numpy()), tmp / "placements.parquet",
-            use_dictionary=["item_id", "edit"], write_statistics=numeric,
-        )
+        write_placements(placements, items["item_id"].to_numpy(), tmp / "placements.parquet")
         _write_parquet(reserved[RESERVED_SCHEMA.names], tmp / "reserved.parquet", RESERVED_SCHEMA)
         (tmp / "tokenizer").mkdir()
         for name in TOKENIZER_FILES:
