@@ -195,10 +195,15 @@ class HashBitmap:
 
 def _distinct_ngrams(payload: np.ndarray, hashes: np.ndarray, starts: np.ndarray, n: int):
     """Windows in hash order, their entry ids (equal iff equal tokens), and each entry's hash and first window."""
-    order = np.argsort(hashes, kind="stable")
+    order = np.argsort(hashes)  # a SIMD sort; ties are put back in window order below
     h = hashes[order]
     group_start = np.r_[True, h[1:] != h[:-1]] if len(h) else np.zeros(0, dtype=bool)
     group = np.cumsum(group_start, dtype=np.int32) - 1
+    if len(h) and not group_start.all():  # equal hashes: order them by window, as a stable sort would
+        row_bits = int(len(h) - 1).bit_length()
+        packed = (group.astype(np.int64) << row_bits) | order
+        packed.sort()
+        order = packed & ((1 << row_bits) - 1)
     leader = order[np.flatnonzero(group_start)][group]  # first window of each window's hash group
     shared = np.flatnonzero(~group_start)  # windows whose hash an earlier window already has
     same = np.ones(len(h), dtype=bool)

@@ -67,7 +67,9 @@ def placements_table(placements: pd.DataFrame, item_ids: np.ndarray) -> pa.Table
     for column in PLACEMENTS_SCHEMA:
         if column.name == "item_id":
             dictionary = pa.array(np.asarray(item_ids, dtype=object), type=pa.string())
-            arrays.append(pa.DictionaryArray.from_arrays(pa.array(index, type=pa.int32()), dictionary))
+            missing = index < 0  # an edit of no item (e.g. a bare removal): a null item_id
+            indices = pa.array(index, type=pa.int32(), mask=missing) if missing.any() else pa.array(index, type=pa.int32())
+            arrays.append(pa.DictionaryArray.from_arrays(indices, dictionary))
         elif column.name == "edit":
             codes = edit_codes(placements["edit"])
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int8()), pa.array(list(EDIT_KINDS), type=pa.string())))
