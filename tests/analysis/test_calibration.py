@@ -22,7 +22,8 @@ def test_calibration_covers_every_estimator(calibration):
     assert set(calibration["estimator"]) >= {
         "compare_binary", "compare_continuous[welch]", "adjust[holm]",
         "tost_equivalence[continuous]", "tost_equivalence[binary]",
-        "fit_dose_response[log1p_dose, cluster]", "ks_normal"}
+        "fit_dose_response[log1p_dose, cluster]", "ks_normal",
+        "watermark_shift", "watermark_item_p", "watermark_tpr"}
     assert set(calibration["metric"]) == {"false_positive_rate", "coverage", "non_coverage", "power", "fwer", "tost_size"}
 
 

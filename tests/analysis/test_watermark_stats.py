@@ -136,7 +136,6 @@ def test_the_tpr_bootstrap_interval_covers_the_true_rate_and_the_shift_test_has_
         _, low, high, _ = tpr_at_fpr(x, alpha, seed=i)
         covered += low <= true_tpr <= high
         rejected += mean_shift(x, alpha)[3] < alpha
-    # the percentile bootstrap of a proportion undercovers slightly at n = 60
-    assert 0.88 <= covered / 200 <= 0.99
+    assert 0.9 <= covered / 200 <= 0.99
     assert rejected == 200
     assert FPR == 0.01

@@ -18,7 +18,7 @@ from designkit.planning import Plan, make_plan
 from designkit.probes import ProbeSpec, make_probe
 from designkit.probes.watermark import watermark_noise
 from engine.model import embedding_noise
-from engine.probes import score_probes
+from engine.probes import score_probes, score_probes_reference
 from engine.score import load_checkpoint, score_run
 from engine.stream import InjectingStream
 from engine.train import train
@@ -102,6 +102,9 @@ def test_never_trained_watermarks_on_the_trained_model_are_standard_normal(water
             for i, tokens in enumerate(items["probe_tokens"]) for j in range(8)]
     x = np.array([row["wm_stat"] for row in score_probes(model, jobs, eos_id=int(plan.meta["corpus"]["eos_id"]))])
     assert np.isfinite(x).all() and len(x) == 320
+    # batched rows give each row its own gradient: the same statistics as one request at a time
+    reference = score_probes_reference(model, jobs[:6], eos_id=int(plan.meta["corpus"]["eos_id"]))
+    np.testing.assert_allclose([r["wm_stat"] for r in reference], x[:6], rtol=1e-4, atol=1e-5)
     d, _, _, p, _ = ks_standard_normal(x)
     assert p > 0.01, f"KS distance {d:.3f} from N(0, 1), p = {p:.3g}"
     assert abs(x.mean()) < 0.25 and 0.8 < x.std() < 1.2

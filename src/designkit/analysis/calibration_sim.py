@@ -43,6 +43,7 @@ from designkit.analysis.effects import (
 )
 from designkit.analysis.equivalence import tost_equivalence
 from designkit.analysis.ks_normal import ks_standard_normal
+from designkit.analysis.watermark_stats import THRESHOLD, detection_share, mean_shift, tpr_at_fpr
 from designkit.analysis.multiple_testing import adjust
 from designkit.analysis.power_check import minimal_detectable_effect
 from designkit.analysis.tidy import to_frame
@@ -149,6 +150,7 @@ def run_calibration(
             measured += _holm_family(n, replicates, seed)
             measured += _tost_size(n, replicates, seed)
             measured += _ks_normal(n, replicates, seed)
+            measured += _watermark(n, replicates, seed)
         for n in glm_sizes:
             measured += _dose_slope(n, replicates, seed)
     finally:
@@ -257,6 +259,33 @@ def _ks_normal(n: int, replicates: int, seed: int) -> list[Measurement]:
         _measure("KS vs N(0,1), null", "ks_normal", n, "false_positive_rate", rejected, ALPHA),
         # measured as non-coverage so the one-sided band bounds the excess over alpha
         _measure("KS vs N(0,1), shifted 0.5 SD", "ks_normal", n, "non_coverage", missed, ALPHA, one_sided=True),
+    ]
+
+
+def _watermark(n: int, replicates: int, seed: int) -> list[Measurement]:
+    """The watermark estimators under the null x ~ N(0, 1) (false-positive rates, mean-shift
+    CI coverage) and the TPR bootstrap CI's coverage under a learned watermark, x ~ N(-1.5, 1).
+
+    The detection-share and TPR tests are exact binomial tests of a count: conservative, so
+    only an excess over alpha fails.
+    """
+    rng = _rng(seed, "watermark", n)
+    null = rng.normal(0.0, 1.0, (replicates, n))
+    shifts = [mean_shift(x, ALPHA) for x in null]
+    learned_mu = -1.5
+    true_tpr = float(stats.norm.cdf(THRESHOLD - learned_mu))
+    learned = [tpr_at_fpr(x, ALPHA, seed=i) for i, x in enumerate(rng.normal(learned_mu, 1.0, (replicates, n)))]
+    return [
+        _measure("watermark mean shift, null", "watermark_shift", n, "false_positive_rate",
+                 np.array([r[3] < ALPHA for r in shifts]), ALPHA),
+        _measure("watermark mean shift, null", "watermark_shift", n, "coverage",
+                 np.array([r[1] <= 0.0 <= r[2] for r in shifts]), 1 - ALPHA),
+        _measure("watermark items detected, null", "watermark_item_p", n, "false_positive_rate",
+                 np.array([detection_share(x, ALPHA)[3] < ALPHA for x in null]), ALPHA, one_sided=True),
+        _measure("watermark TPR at 1% FPR, null", "watermark_tpr", n, "false_positive_rate",
+                 np.array([tpr_at_fpr(x, ALPHA)[3] < ALPHA for x in null]), ALPHA, one_sided=True),
+        _measure("watermark TPR at 1% FPR, learned (mu = -1.5)", "watermark_tpr", n, "non_coverage",
+                 np.array([not (r[1] <= true_tpr <= r[2]) for r in learned]), ALPHA, one_sided=True),
     ]
 
 
