@@ -21,7 +21,7 @@ from designkit import artefacts, atomic_files
 from designkit.analysis.interference import FRAME_COLUMNS, OutcomeInfo, factorial_cells, one_at_a_time_cells, plain_summary
 from designkit.analysis.interference_figures import heatmap_figure, loss_figure
 from designkit.analysis.outcome_frame import long_outcome_frame
-from designkit.analysis.render import json_safe
+from designkit.analysis.render import Column, TableView, format_ci, json_safe, table_view
 from designkit.errors import InputError
 from designkit.planning.interference import InterferenceDir
 from designkit.runfile import RunDir
@@ -119,17 +119,14 @@ def write_interference_report(directory: str | Path, out: str | Path, *, force: 
         "runs": runs,
         "figures": [name for name, *_ in figures],
     })
+    tables = _tables(cells, inter.meta.get("alias_table") or [], runs, alpha)
     context = {
         "identity": identity,
-        "alpha": alpha,
         "ci_level": f"{100 * (1 - 2 * alpha):g}%",
         "summary": summary,
         "margins": inter.meta["margins"],
-        "cells": [_display(r) for r in cells.to_dict("records") if r["family"] == "primary"],
-        "own": [_display(r) for r in cells.to_dict("records") if r["comparison"] == "own" and r["primary"]],
-        "secondary": [_display(r) for r in cells.to_dict("records") if r["family"] == "secondary"],
-        "alias_table": [" = ".join(chain) for chain in inter.meta.get("alias_table") or []],
-        "runs": runs,
+        "factorial": design == "factorial",
+        **tables,
         "figures": [{"name": n, "title": t, "caption": c, "data": base64.b64encode(png).decode("ascii")} for n, t, c, png in figures],
     }
     env = _templates()
@@ -139,26 +136,40 @@ def write_interference_report(directory: str | Path, out: str | Path, *, force: 
         cells.to_parquet(tmp / "interference.parquet", index=False)
         for name, _, _, png in figures:
             atomic_files.write_bytes(tmp / name, png)
-        atomic_files.write_text(tmp / "report.md", env.get_template("interference_report.md.j2").render(**context))
-        atomic_files.write_text(tmp / "report.html", env.get_template("interference_report.html.j2").render(**context))
+        atomic_files.write_text(tmp / "report.md", env.get_template("interference.md").render(**context))
+        atomic_files.write_text(tmp / "report.html", env.get_template("interference.html").render(**context))
     return InterferenceReport(path=out, cells=cells, summary=summary, design=design)
 
 
-def _display(row: dict[str, Any]) -> dict[str, str]:
-    def num(x: Any, fmt: str = "+.4g") -> str:
-        return "n/a" if x is None or pd.isna(x) else format(x, fmt)
-
+def _tables(cells: pd.DataFrame, alias_table: list[list[str]], runs: list[dict[str, Any]], alpha: float = ALPHA) -> dict[str, TableView]:
+    """The report's tables in the shared layout (``render.table_view``, ``templates/tables.*``)."""
+    level = f"{100 * (1 - 2 * alpha):g}% CI"
+    shown = cells.assign(
+        outcome_of=cells["experiment"] + " (" + cells["outcome"] + ")",
+        ci=[format_ci(lo, hi) for lo, hi in zip(cells["ci_low"], cells["ci_high"])],
+        margin_text="±" + cells["margin"].map("{:g}".format),
+    )
+    tested = [Column("outcome of", "outcome_of"), Column("data of", "source"), Column("comparison", "comparison"),
+              Column("estimate", "estimate"), Column(level, "ci"), Column("margin", "margin_text"), Column("p", "p"),
+              Column("p (Holm)", "p_adj"), Column("p (TOST)", "p_tost"), Column("verdict", "verdict")]  # fmt: skip
+    if len(cells) and (cells["aliases"].fillna("") != "").any():
+        tested.append(Column("aliases", "aliases"))
+    own = shown[(shown["comparison"] == "own") & shown["primary"]]
     return {
-        "experiment": row["experiment"], "outcome": row["outcome"], "source": row["source"], "comparison": row["comparison"],
-        "estimate": num(row["estimate"]), "ci": f"[{num(row['ci_low'], '+.3g')}, {num(row['ci_high'], '+.3g')}]",
-        "margin": f"±{row['margin']:g}", "p": num(row["p"], ".3g"), "p_adj": num(row["p_adj"], ".3g"),
-        "p_tost": num(row["p_tost"], ".3g"), "verdict": row["verdict"] or "", "aliases": row["aliases"] or "",
-        "n_items": str(row["n_items"]),
-    }  # fmt: skip
+        "tested": table_view(shown[shown["family"] == "primary"], tested),
+        "own": table_view(own, [Column("experiment", "experiment"), Column("outcome", "outcome"), Column("estimate", "estimate"), Column(level, "ci")]),
+        "secondary": table_view(shown[shown["family"] == "secondary"], [c for c in tested if c.source not in ("p_tost", "verdict", "margin_text")]),
+        "aliases": table_view(pd.DataFrame({"chain": [" = ".join(chain) for chain in alias_table]}), [Column("alias chain", "chain")]),
+        "runs": table_view(pd.DataFrame(runs), [Column("run", "name"), Column("on", "on"), Column("replicate", "replicate"), Column("final loss", "final_loss")]),
+    }
 
 
 def _templates():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    return Environment(loader=PackageLoader("designkit.analysis", "templates"), autoescape=select_autoescape(["html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
+    # the settings of the run report's environment, so the shared table macros read alike
+    env = Environment(loader=PackageLoader("designkit.analysis", "templates"),
+                      autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
+    env.filters["md_cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    return env
