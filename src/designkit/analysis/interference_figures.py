@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 DPI = 100
-VERDICT_MARK = {"effect": "effect", "negligible": "negligible", "inconclusive": "inconclusive", "": ""}
 CLIP = 3.0  # colour scale: estimate / margin, clipped to ±3 margins
 
 
