@@ -6,7 +6,8 @@ proportions), continuous -> the design's `analysis.continuous_method` (`welch` o
 `bootstrap`). An estimator receives the long outcome frame of one experiment's outcome
 (every arm and checkpoint, columns `LONG_FRAME_COLUMNS`) and returns tidy `Effect` rows:
 estimate, CI, p, effect size, notes. It may also add report sections and figures drawn
-from its own rows.
+from its own rows, and red flags (one line each, shown first in the report and the summary)
+when its rows show a problem, such as a miscalibrated statistic (`watermark_calibration`).
 
 Register a class with `@register_estimator` (the `ESTIMATORS` registry, a
 `designkit.registry.Registry`); installed packages register theirs under the
