@@ -62,8 +62,11 @@ def test_plan_with_a_benchmark_file_scores_gold_logprob(tmp_path, tiny_corpus, p
     make_plan(write_design(tmp_path / "d.yaml", design), tmp_path / "plan", show_progress=False)
     plan = Plan.open(tmp_path / "plan")
     exp = plan.experiments[0]
-    assert [p["name"] for p in exp["probes"]] == ["gold"]
+    # a text-only file keeps gold_logprob and the recall contrast (an unrelated question of the same arm)
+    assert [p["name"] for p in exp["probes"]] == ["gold", "gold_unrelated"]
     assert [o["name"] for o in exp["outcomes"] if o["primary"]] == ["gold_logprob"]
+    assert {o["name"] for o in exp["outcomes"]} == {"gold_logprob", "gold_logprob_unrelated", "recall_contrast"}
+    assert "Familiarity, not recall, may drive gold_logprob" in exp["outcomes"][0]["description"]
     items = plan.items()
     assert len(items) == len(short) and items["target_tokens"].map(len).min() >= 1
 
@@ -76,14 +79,13 @@ def test_query_choices_gold_records_become_multiple_choice(tmp_path):
 
 @pytest.mark.parametrize(
     "record,field",
-    [({"query": "q", "choices": ["a", "b"], "gold": 2}, "gold"), ({"query": "q", "choices": "ab", "gold": 0}, "choices"), ({"text": "no marker"}, "text"), ({"foo": 1}, None)],
+    [({"query": "q", "choices": ["a", "b"], "gold": 2}, "gold"), ({"query": "q", "choices": "ab", "gold": 0}, "choices"), ({"text": "no marker"}, "text"),
+     ({"foo": 1}, "query"), ({"query": "q", "choices": ["a", "b"]}, "gold"), ({"choices": ["a", "b"], "gold": 0}, "query")],
 )
 def test_malformed_records_name_the_line_and_field(tmp_path, record, field):
     with pytest.raises(InputError) as info:
         Contamination(ContaminationParams()).load(tmp_path / "x.jsonl", [record], context=None)
-    assert "x.jsonl:1" in str(info.value)
-    if field:
-        assert info.value.field == field
+    assert "x.jsonl:1" in str(info.value) and info.value.field == field
 
 
 def test_generated_distractors_come_from_the_same_arm(tiny_plan):

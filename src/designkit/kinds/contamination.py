@@ -1,24 +1,41 @@
-"""Benchmark contamination: multiple-choice questions inserted at several repetition levels.
+"""Benchmark contamination (BC), the design of Bordt et al. (2025, "How much can we forget about data contamination?").
 
 Items come from our seeded generator of fictional facts or from an OLMES-style JSONL file
 (``{"query", "choices", "gold"}`` or ``{"text": "Question: …\\nAnswer: …"}``), or a
 Fictional-Knowledge-style probe file (``{"input", "target"}``, Chang et al. 2024). The treated
-text is the question followed by its gold answer, as in the contamination experiments of
-Bordt et al. (2024, "How much can we forget about data contamination?").
+text is the question followed by its gold answer, as in the paper.
 
-The primary outcome is the per-token log-prob of the gold answer after its question: the
-score a likelihood-based benchmark reads, and what contamination inflates. Part of that
-inflation is mere familiarity with the answer string, which a contaminated text also
-contains. Two secondary outcomes separate recall from familiarity:
+**The paper's design** is arms, not code: a held-out ``control`` arm and treated arms at
+doses 4/12/36/144 (``arms: {control: {dose: 0}, x4: {dose: 4}, x12: …, x144: …}``), plus an
+early-window arm at an equal dose (``x144_early: {dose: 144, window: [0.0, 0.25]}``): the
+analysis pairs every two inserted arms of equal dose and different windows
+(``analysis.over_training.window_pairs``) and reports late minus early as a window contrast,
+which measures forgetting. ``designs/contamination-bc.yaml`` is that design at CPU scale.
+
+**Parameters** (``params``): ``primary_outcome`` (``auto``: ranked-choice ``accuracy`` for
+files with choices, ``gold_logprob`` otherwise), ``n_choices`` (generated questions),
+``answer_marker`` (where a ``text`` record splits into question and answer).
+
+**Probes:** ``gold`` (``logprob`` of the gold answer after its question), ``mc``
+(``multiple_choice`` over the choices, when there are choices), and ``gold_unrelated`` /
+``mc_unrelated`` (the same after an unrelated question of the same arm).
+
+**Outcomes** (default estimators: Newcombe for accuracy, the design's continuous method
+otherwise): for OLMES multiple-choice files the primary outcome is ranked-choice
+``accuracy`` (length-normalised log-likelihood, as OLMES ranks), the score a benchmark
+reports; ``margin`` is gold minus mean distractor log-prob. ``gold_logprob`` is the
+per-token log-prob of the gold answer after its question: what a likelihood-based
+benchmark reads, but part of its rise is mere familiarity with the answer string, which
+the contaminated text also contains. Two outcomes separate recall from familiarity:
 
 - for generated items the distractors of a question are the gold answers of other
   questions in the same arm, so inside an arm every choice was seen equally often, and
   ranked-choice accuracy and the gold-vs-distractor ``margin`` measure recall only;
 - ``recall_contrast`` is the gold log-prob after its own question minus after an unrelated
   question of the same arm (``gold_unrelated``), a within-item familiarity control, and
-  ``recall_margin`` does the same for the margin. It also removes how likely each answer
-  is on its own, which makes it the most sensitive honest test of recall (in our CPU
-  prototype, the only one that came near p < 0.01 at 16 repetitions).
+  ``recall_margin`` does the same for the margin. Every items source gets the unrelated
+  question (a text-only file keeps ``gold_logprob`` and ``recall_contrast``; its report
+  says that familiarity may drive ``gold_logprob``).
 """
 
 from __future__ import annotations
@@ -52,8 +69,9 @@ _RELATIONS = (
 class ContaminationParams:
     n_choices: int = bounded(4, ge=2)
     """Choices per generated question (gold plus same-arm distractors)."""
-    primary_outcome: Literal["accuracy", "margin", "gold_logprob", "recall_contrast", "recall_margin"] = "gold_logprob"
-    """Outcome tested in the confirmatory family."""
+    primary_outcome: Literal["auto", "accuracy", "margin", "gold_logprob", "recall_contrast", "recall_margin"] = "auto"
+    """Outcome tested in the confirmatory family; ``auto``: ranked-choice accuracy for a file with
+    choices (OLMES multiple choice, as Bordt et al. 2025), gold_logprob otherwise."""
     answer_marker: str = "\nAnswer:"
     """Where a ``text`` record splits into question and answer."""
 
@@ -106,7 +124,9 @@ class Contamination(ExperimentKind):
             elif "input" in record and "target" in record:
                 items.append(self._from_input_target(record, where, source_id))
             else:
-                raise InputError(where, None, "expected an object with 'query', 'choices', 'gold', with 'text', or with 'input' and 'target'")
+                field = "query" if "query" not in record else "choices"
+                raise InputError(where, field, "expected an object with 'query', 'choices' and 'gold' (OLMES multiple choice), with 'text', "
+                                               f"or with 'input' and 'target', got the keys {quote(sorted(record))}")
         return items
 
     def _from_choices(self, record: dict[str, Any], where: str, source_id: str) -> Item:
@@ -115,6 +135,8 @@ class Contamination(ExperimentKind):
             raise InputError(where, "query", f"expected a non-empty string, got {quote(query)}")
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
             raise InputError(where, "choices", f"expected a list of at least 2 strings, got {quote(choices)}")
+        if "gold" not in record:
+            raise InputError(where, "gold", f"expected the index of the correct choice (0..{len(choices) - 1}) next to 'choices', found none")
         if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
             raise InputError(where, "gold", f"expected an index into choices (0..{len(choices) - 1}), got {quote(gold)}")
         # OLMES continuations follow the query after one space
@@ -164,7 +186,7 @@ class Contamination(ExperimentKind):
     def after_assignment(self, items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
         synthetic = [i for i, item in enumerate(items) if item.meta.get("synthetic")]
         if not synthetic:
-            return items
+            return self._unrelated_prompts(items, arms, rng)
         pools: dict[tuple[str, str], list[int]] = defaultdict(list)
         by_arm: dict[str, list[int]] = defaultdict(list)
         for i in synthetic:
@@ -185,25 +207,52 @@ class Contamination(ExperimentKind):
             items[i].choices, items[i].gold, items[i].alt_prompt = choices, gold, unrelated
         return items
 
+    @staticmethod
+    def _unrelated_prompts(items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
+        """For a file's items: each question's familiarity control is another question of its own
+        arm (equally often inserted), drawn at random; none when an arm has a single question."""
+        by_arm: dict[str, list[int]] = defaultdict(list)
+        for i, arm in enumerate(arms):
+            by_arm[arm].append(i)
+        if min(len(members) for members in by_arm.values()) < 2:
+            return items
+        for members in by_arm.values():
+            for i in members:
+                others = [j for j in members if items[j].prompt != items[i].prompt]
+                if not others:  # every question of the arm is the same text: no unrelated one exists
+                    return items
+                items[i].alt_prompt = items[others[int(rng.integers(len(others)))]].prompt
+        return items
+
     def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
         probes = [ProbeSpec("gold", "logprob", {"prompt": "prompt_tokens", "target": "target_tokens"})]
         if any(item.choices for item in items):
             probes.append(ProbeSpec("mc", "multiple_choice", {"prompt": "prompt_tokens", "choices": "choices_tokens", "gold": "gold"}))
         if any(item.alt_prompt for item in items):
             probes.append(ProbeSpec("gold_unrelated", "logprob", {"prompt": "alt_prompt_tokens", "target": "target_tokens"}))
-            probes.append(ProbeSpec("mc_unrelated", "multiple_choice", {"prompt": "alt_prompt_tokens", "choices": "choices_tokens", "gold": "gold"}))
+            if any(item.choices for item in items):
+                probes.append(ProbeSpec("mc_unrelated", "multiple_choice", {"prompt": "alt_prompt_tokens", "choices": "choices_tokens", "gold": "gold"}))
         return probes
 
     def outcomes(self, items: Sequence[Item]) -> list[OutcomeSpec]:
         has_choices = any(item.choices for item in items)
         primary = self.params.primary_outcome
+        if primary == "auto":
+            from_file = not any(item.meta.get("synthetic") for item in items)
+            primary = "accuracy" if has_choices and from_file else "gold_logprob"
         if primary in ("accuracy", "margin") and not has_choices:
             raise InputError(None, "params.primary_outcome", f"expected gold_logprob for items without choices, got {quote(primary)}")
         if primary in ("recall_contrast", "recall_margin") and not any(item.alt_prompt for item in items):
-            raise InputError(None, "params.primary_outcome", f"expected gold_logprob: {primary} needs generated items (an unrelated question per item)")
+            raise InputError(None, "params.primary_outcome", f"expected gold_logprob: {primary} needs an unrelated question per item (two distinct questions per arm)")
+        if primary == "recall_margin" and not has_choices:
+            raise InputError(None, "params.primary_outcome", "expected gold_logprob or recall_contrast for items without choices, got 'recall_margin'")
+        gold_description = "per-token log-prob of the gold answer after its question"
+        if not has_choices:
+            gold_description += (". Familiarity, not recall, may drive gold_logprob: the inserted text contains the answer itself, "
+                                 "and recall_contrast (the same answer after an unrelated question) separates the two")
         outcomes = [
             OutcomeSpec(name="gold_logprob", probe="gold", column="logprob_per_token", type="continuous", expected_sign=+1, primary=primary == "gold_logprob",
-                        description="per-token log-prob of the gold answer after its question"),
+                        description=gold_description),
         ]
         if has_choices:
             n_choices = [len(item.choices) for item in items if item.choices]
@@ -221,8 +270,10 @@ class Contamination(ExperimentKind):
                 OutcomeSpec(name="recall_contrast", probe="gold", column="logprob_per_token", type="continuous", expected_sign=+1,
                             primary=primary == "recall_contrast", minus_probe="gold_unrelated",
                             description="gold log-prob after its own minus after an unrelated question: recall beyond familiarity"),
-                OutcomeSpec(name="recall_margin", probe="mc", column="margin", type="continuous", expected_sign=+1,
-                            primary=primary == "recall_margin", minus_probe="mc_unrelated",
-                            description="margin after its own minus after an unrelated question: recall, controlling familiarity and answer priors"),
             ]
+            if has_choices:
+                outcomes.append(OutcomeSpec(
+                    name="recall_margin", probe="mc", column="margin", type="continuous", expected_sign=+1,
+                    primary=primary == "recall_margin", minus_probe="mc_unrelated",
+                    description="margin after its own minus after an unrelated question: recall, controlling familiarity and answer priors"))
         return outcomes
