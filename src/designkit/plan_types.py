@@ -166,6 +166,11 @@ class ExperimentSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     """The kind's resolved parameters."""
     probes: tuple[ProbeSpec, ...] = ()
+    inloop_every: int | None = None
+    """Steps between in-loop evaluations of the experiment's probes on the model being trained
+    (``scores/inloop.parquet``); None: checkpoints only."""
+    controller: Mapping[str, Any] | None = None
+    """A run-time dose controller (``designkit.controllers.ControllerSpec`` as JSON), or None."""
 
     def __post_init__(self) -> None:
         n_primary = sum(o.primary for o in self.outcomes)
@@ -200,6 +205,8 @@ class ExperimentSpec:
             "params": dict(self.params),
             "probes": [p.to_json() for p in self.probes],
             "outcomes": [o.to_json() for o in self.outcomes],
+            **({"inloop_every": self.inloop_every} if self.inloop_every else {}),
+            **({"controller": dict(self.controller)} if self.controller else {}),
         }
 
     @classmethod
@@ -215,6 +222,8 @@ class ExperimentSpec:
             window=parse_window(entry.get("window")) or (0.0, 1.0),
             params=dict(entry.get("params") or {}),
             probes=tuple(ProbeSpec.from_json(p) for p in entry.get("probes", [])),
+            inloop_every=int(entry["inloop_every"]) if entry.get("inloop_every") else None,
+            controller=dict(entry["controller"]) if entry.get("controller") else None,
         )
 
     # the analysis's historical spelling

@@ -244,9 +244,35 @@ def check_applied(placements: pd.DataFrame, applied: pd.DataFrame, global_batch:
     )
 
 
-def check_run(plan, applied: pd.DataFrame) -> AppliedCheck:
-    """``check_applied`` of a run's applied log against the ``Plan`` it was trained from."""
-    return check_applied(plan.placements(), applied, plan.global_batch, plan_checksums(plan))
+def check_run(plan, applied: pd.DataFrame, controller_log: pd.DataFrame | None = None) -> AppliedCheck:
+    """``check_applied`` of a run's applied log against the ``Plan`` it was trained from, plus
+    the fills its controller logged (``controller.csv``).
+
+    The fills are not taken from the applied log: they are re-derived from the logged
+    decisions and the plan's reserved slots (``designkit.controllers.fills_from_log``, the
+    function the engine fills with), so an insertion outside a slot, of another item, or
+    beyond what the controller decided is refused like any unplanned edit.
+    """
+    placements, checksums = plan.placements(), plan_checksums(plan)
+    if controller_log is not None and len(controller_log):
+        from designkit.controllers import fills_from_log
+
+        payload_tokens, payload_index = plan.payload
+        fills = fills_from_log(plan.reserved(), controller_log, {})
+        lengths = np.diff(np.asarray(payload_index, dtype=np.int64))
+        fill_rows = pd.DataFrame({
+            "global_seq": fills["global_seq"].to_numpy(np.int64),
+            "offset": fills["offset"].to_numpy(np.int32),
+            "n_tokens": (lengths[fills["item_index"].to_numpy(np.int64)] + 2).astype(np.int32),
+            "item_index": fills["item_index"].to_numpy(np.int32),
+            "edit": "insert",
+        })  # fmt: skip
+        insertion = insertion_checksums(payload_tokens, payload_index, int(plan.meta["corpus"]["eos_id"]))
+        fill_checksums = insertion[fill_rows["item_index"].to_numpy(np.int64)]
+        keep = ["global_seq", "offset", "n_tokens", "item_index", "edit"]
+        placements = pd.concat([placements[keep].assign(edit=placements["edit"].astype(str)), fill_rows], ignore_index=True)
+        checksums = np.concatenate([checksums, fill_checksums])
+    return check_applied(placements, applied, plan.global_batch, checksums)
 
 
 __all__ = [

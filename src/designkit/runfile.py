@@ -37,6 +37,10 @@ APPLIED_FILE = "applied.parquet"
 APPLIED_DIR = "applied"
 """The chunks ``applied.parquet`` is merged from, written during training."""
 SCORES = "scores"
+INLOOP_FILE = "inloop.parquet"
+"""``scores/inloop.parquet``: the rows of in-loop evaluation (the checkpoint scores' schema)."""
+CONTROLLER_FILE = "controller.csv"
+"""Every controller decision (``designkit.controllers.CONTROLLER_COLUMNS``)."""
 
 METRICS_COLUMNS = ("step", "tokens", "loss", "lr", "tokens_per_s", "injected_share")
 APPLIED_SCHEMA = pa.schema(
@@ -79,6 +83,28 @@ def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
 def scores_file(run_dir: str | Path, step: int) -> Path:
     """``RUN/scores/step-XXXXXXXX.parquet``."""
     return Path(run_dir) / SCORES / f"step-{int(step):08d}.parquet"
+
+
+def inloop_file(run_dir: str | Path) -> Path:
+    """``RUN/scores/inloop.parquet``."""
+    return Path(run_dir) / SCORES / INLOOP_FILE
+
+
+def controller_log(run_dir: str | Path) -> pd.DataFrame | None:
+    """``controller.csv`` as a frame, or None when the run has no controller."""
+    from designkit.controllers import CONTROLLER_COLUMNS
+
+    file = Path(run_dir) / CONTROLLER_FILE
+    if not file.is_file():
+        return None
+    try:
+        frame = pd.read_csv(file, dtype={"experiment": str, "item_id": str})
+    except (OSError, ValueError) as exc:
+        raise InputError(file, None, f"expected a CSV file ({exc})") from None
+    missing = [c for c in CONTROLLER_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(file, ", ".join(missing), f"expected columns {list(CONTROLLER_COLUMNS)}")
+    return frame
 
 
 def is_complete_checkpoint(directory: str | Path) -> bool:
@@ -242,6 +268,26 @@ class RunDir:
             frame[name] = frame[name].astype(str)
         return frame
 
+    def inloop_scores(self) -> pd.DataFrame | None:
+        """``scores/inloop.parquet``: in-loop probe rows, the checkpoint scores' columns, every
+        evaluated step; None if the run evaluated nothing in the loop."""
+        file = inloop_file(self.path)
+        if not file.is_file():
+            return None
+        frame = _read_parquet(file)
+        missing = [c for c in SCORE_KEY_COLUMNS if c not in frame.columns]
+        if missing:
+            raise InputError(file, ", ".join(missing), f"expected score columns {list(SCORE_KEY_COLUMNS)}")
+        frame["item_index"] = frame["item_index"].astype("int32")
+        frame["step"] = frame["step"].astype("int64")
+        for name in ("item_id", "experiment", "probe"):
+            frame[name] = frame[name].astype(str)
+        return frame
+
+    def controller(self) -> pd.DataFrame | None:
+        """``controller.csv``: every controller decision; None if the run had no controller."""
+        return controller_log(self.path)
+
 
 _NULLABLE = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
 
@@ -255,7 +301,8 @@ def _read_parquet(file: Path) -> pd.DataFrame:
 
 
 __all__ = [
-    "APPLIED_COLUMNS", "APPLIED_DIR", "APPLIED_FILE", "APPLIED_SCHEMA", "CHECKPOINTS", "CHECKPOINT_FILES", "FORMAT", "METRICS_COLUMNS",
+    "APPLIED_COLUMNS", "APPLIED_DIR", "APPLIED_FILE", "APPLIED_SCHEMA", "CHECKPOINTS", "CHECKPOINT_FILES", "CONTROLLER_FILE", "FORMAT",
+    "INLOOP_FILE", "METRICS_COLUMNS", "controller_log", "inloop_file",
     "METRICS_FILE", "MODEL_CONFIG_FILE", "MODEL_FILE", "RUN_FILE", "SCORES", "SCORE_KEY_COLUMNS", "SCORE_KEY_SCHEMA", "STATE_FILE", "RunDir",
     "checkpoint_dir", "complete_checkpoints", "is_complete_checkpoint", "scores_file",
 ]

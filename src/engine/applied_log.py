@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from designkit import atomic_files
 from designkit.provenance import AppliedCheck, check_run, noise_checksums, span_checksums
-from designkit.runfile import APPLIED_DIR, APPLIED_FILE
+from designkit.runfile import APPLIED_DIR, APPLIED_FILE, controller_log
 from designkit.runfile import APPLIED_SCHEMA as SCHEMA
 from engine.stream import EDIT_NAMES, NOISE, PlanEdits, StepBatch
 
@@ -59,11 +59,12 @@ def _edit_rows(edits: PlanEdits, steps: np.ndarray, lo: np.ndarray, hi: np.ndarr
     )
 
 
-def applied_checksums(batch: StepBatch, tokens: np.ndarray, edits: PlanEdits) -> np.ndarray:
+def applied_checksums(batch: StepBatch, tokens: np.ndarray, edits: PlanEdits, span: tuple[int, int] | None = None) -> np.ndarray:
     """Checksums of the batch's edits ``[edit_lo, edit_hi)`` as ``designkit.provenance`` defines
     them, read back from ``tokens`` (the rows this rank trained, after every edit) and from the
-    noise the batch hands the embedding hook (``noise_rows``, ``noise_offsets``, …)."""
-    lo, hi = batch.edit_lo, batch.edit_hi
+    noise the batch hands the embedding hook (``noise_rows``, ``noise_offsets``, …).
+    ``span``: other rows of ``edits`` than the batch's plan edits (its controller fills)."""
+    lo, hi = (batch.edit_lo, batch.edit_hi) if span is None else span
     rows = edits.global_seq[lo:hi] - batch.first_seq
     offset = edits.offset[lo:hi].astype(np.int64)
     n_tokens = edits.n_tokens[lo:hi].astype(np.int64)
@@ -97,6 +98,7 @@ class AppliedLog:
         self._last_step: int | None = None
         self._pending: list[tuple[int, int, int]] = []  # (step, edit_lo, edit_hi)
         self._checksums: list[np.ndarray] = []
+        self._fills: list[pa.Table] = []
 
     def record(self, batch: StepBatch, tokens: np.ndarray) -> None:
         """Log the batch's edits with checksums read back from ``tokens``, the trained rows."""
@@ -106,6 +108,11 @@ class AppliedLog:
         if batch.edit_hi > batch.edit_lo:
             self._pending.append((batch.step, batch.edit_lo, batch.edit_hi))
             self._checksums.append(applied_checksums(batch, tokens, self.edits))
+        if batch.fill_hi > batch.fill_lo:  # controller fills: insertions into reserved slots
+            span = (batch.fill_lo, batch.fill_hi)
+            checksum = applied_checksums(batch, tokens, batch.fills, span)
+            steps, lo, hi = np.array([batch.step]), np.array([span[0]]), np.array([span[1]])
+            self._fills.append(_edit_rows(batch.fills, steps, lo, hi, self.rank, checksum))
 
     def flush(self) -> None:
         """Write the steps recorded since the last flush as one chunk (also when it holds no edit)."""
@@ -114,12 +121,15 @@ class AppliedLog:
         pending = np.asarray(self._pending, dtype=np.int64).reshape(-1, 3)
         checksum = np.concatenate(self._checksums) if self._checksums else np.zeros(0, dtype=np.int64)
         table = _edit_rows(self.edits, pending[:, 0], pending[:, 1], pending[:, 2], self.rank, checksum)
+        if self._fills:
+            table = pa.concat_tables([table, *self._fills])
         name = f"part-{self._first_step:08d}-{self._last_step:08d}-r{self.rank:05d}.parquet"
         with atomic_files.atomic_path(self.dir / name) as tmp:
             pq.write_table(table, tmp)
         self._first_step = self._last_step = None
         self._pending = []
         self._checksums = []
+        self._fills = []
 
 
 def _parts(run_dir: Path) -> list[tuple[Path, int, int]]:
@@ -163,12 +173,12 @@ def merge(run_dir: Path) -> pa.Table:
 
 
 def finalize(run_dir: Path, plan) -> tuple[pa.Table, AppliedCheck]:
-    """Merge the chunks into ``applied.parquet`` (atomically) and check it against the plan;
-    AppliedLogMismatch unless it agrees."""
+    """Merge the chunks into ``applied.parquet`` (atomically) and check it against the plan
+    plus the controller's logged fills; AppliedLogMismatch unless it agrees."""
     table = merge(run_dir)
     with atomic_files.atomic_path(Path(run_dir) / APPLIED_FILE) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    check = check_run(plan, table.to_pandas())
+    check = check_run(plan, table.to_pandas(), controller_log(run_dir))
     if not check.agrees:
         raise AppliedLogMismatch(check.describe())
     return table, check

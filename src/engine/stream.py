@@ -151,6 +151,9 @@ class StepBatch:
     noise_stds: np.ndarray  # float32
     noise_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first input position of each noisy span
     noise_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # its positions (the hook clips to the seq_len inputs)
+    fills: PlanEdits | None = None  # the controller fills in force when the batch was built
+    fill_lo: int = 0  # the applied fills are fills rows [fill_lo, fill_hi)
+    fill_hi: int = 0
     tensor: object = None  # `tokens` as a (pinned) torch tensor, filled by the prefetcher
 
 
@@ -205,6 +208,9 @@ class InjectingStream:
         # injected (insert) tokens before each edit row: O(1) injected-token counts for any range
         inserted = np.where(self.edits.edit == INSERT, self.edits.n_tokens, 0).astype(np.int64)
         self._inserted_cumsum = np.r_[0, np.cumsum(inserted)]
+        self.fills = PlanEdits.empty()
+        """Controller fills of reserved slots (insertions decided during training, ``engine.control``);
+        replaced, never mutated, so a batch built in the prefetch thread sees one consistent set."""
 
     @classmethod
     def from_plan(cls, plan, *, rank: int = 0, world_size: int = 1, edits: PlanEdits | None = None) -> InjectingStream:
@@ -276,8 +282,8 @@ class InjectingStream:
             self._apply(out, first_seq, lo, hi)
         return out, lo, hi
 
-    def _apply(self, out: np.ndarray, first_seq: int, lo: int, hi: int) -> None:
-        e = self.edits
+    def _apply(self, out: np.ndarray, first_seq: int, lo: int, hi: int, edits: PlanEdits | None = None) -> None:
+        e = self.edits if edits is None else edits
         rows = e.global_seq[lo:hi] - first_seq
         kind = e.edit[lo:hi]
         removed = kind == REMOVE
@@ -302,8 +308,15 @@ class InjectingStream:
         """This rank's rows of global batch ``step``."""
         first = step * self.global_batch + self.rank * self.local_batch
         tokens, lo, hi = self.sequences(first, first + self.local_batch)
+        fills = self.fills
+        fill_lo, fill_hi = fills.span(first, first + self.local_batch)
+        if fill_hi > fill_lo:
+            self._apply(tokens, first, fill_lo, fill_hi, fills)
         noisy = np.flatnonzero((self.edits.edit[lo:hi] == NOISE) | (self.edits.noise_std[lo:hi] > 0)) + lo
         return StepBatch(
+            fills=fills,
+            fill_lo=fill_lo,
+            fill_hi=fill_hi,
             step=step,
             first_seq=first,
             tokens=tokens,
@@ -319,7 +332,8 @@ class InjectingStream:
     def injected_tokens(self, first_step: int, end_step: int) -> int:
         """Inserted tokens (EOS wrappers included) in global batches ``[first_step, end_step)``, all ranks."""
         lo, hi = self.edits.span(first_step * self.global_batch, end_step * self.global_batch)
-        return int(self._inserted_cumsum[hi] - self._inserted_cumsum[lo])
+        f_lo, f_hi = self.fills.span(first_step * self.global_batch, end_step * self.global_batch)
+        return int(self._inserted_cumsum[hi] - self._inserted_cumsum[lo]) + int(self.fills.n_tokens[f_lo:f_hi].sum())
 
 
 class Prefetcher:
@@ -329,16 +343,21 @@ class Prefetcher:
     ``prepare`` turns a StepBatch's numpy tokens into (pinned) tensors in the same thread.
     """
 
-    def __init__(self, stream: InjectingStream, steps: range, prepare: Callable[[StepBatch], StepBatch], depth: int = 2):
+    def __init__(self, stream: InjectingStream, steps: range, prepare: Callable[[StepBatch], StepBatch], depth: int = 2,
+                 ready: Callable[[int, threading.Event], bool] | None = None):  # fmt: skip
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._steps = steps
+        # a controller's gate: a batch is never built past an interval it has not decided yet
+        self._ready = ready
         self._thread = threading.Thread(target=self._work, args=(stream, prepare), name="designkit-prefetch", daemon=True)
         self._thread.start()
 
     def _work(self, stream: InjectingStream, prepare) -> None:
         try:
             for step in self._steps:
+                if self._ready is not None and not self._ready(step, self._stop):
+                    return
                 item = prepare(stream.batch(step))
                 while not self._stop.is_set():
                     try:

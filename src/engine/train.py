@@ -24,6 +24,8 @@ from designkit.planning.planfile import Plan
 from designkit.runfile import MODEL_CONFIG_FILE
 from engine import applied_log, checkpoint, continuation, rundir, settings, weights
 from engine.applied_log import AppliedLog, AppliedLogMismatch
+from engine.control import ControlledRun
+from engine.inloop import InloopEvaluator
 from engine.metrics import MetricsCSV, Progress, make_logger
 from engine.model import build_model, embedding_noise, plan_config, verify_checkpoint_weights
 from engine.stream import InjectingStream, PlanEdits, Prefetcher, StepBatch
@@ -169,10 +171,10 @@ def main(fabric, plan: Plan, config, edits: PlanEdits, loop: settings.LoopSettin
     )
     optimizer = fabric.setup_optimizers(optimizer)
 
-    start_step = 0
+    start_step, controller_state = 0, None
     if resume_step is not None:
         state = checkpoint.load_training_state(fabric, run_dir, resume_step, model, optimizer, config, plan.hash)
-        start_step = int(state["step"])
+        start_step, controller_state = int(state["step"]), state.get("controller")
     elif (cont := continuation.Continuation.from_plan(plan)) is not None and cont.optimizer == "parent":
         continuation.load_parent_state(fabric, plan, cont, model, optimizer, config)  # a sub-run continuing its parent exactly
     elif plan.meta["model"].get("checkpoint"):
@@ -181,23 +183,38 @@ def main(fabric, plan: Plan, config, edits: PlanEdits, loop: settings.LoopSettin
         weights.load_weights(fabric, model, weights.read_model_weights(source / checkpoint.MODEL_FILE, config, source / MODEL_CONFIG_FILE))
 
     stream = InjectingStream.from_plan(plan, rank=fabric.global_rank, world_size=fabric.world_size, edits=edits)
-    return fit(fabric, model, optimizer, config, stream, plan, loop, run_dir, start_step, resume_step, run_logger, show_progress)
+    return fit(fabric, model, optimizer, config, stream, plan, loop, run_dir, start_step, resume_step, run_logger, show_progress,
+               controller_state)  # fmt: skip
 
 
 def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, loop: settings.LoopSettings, run_dir: Path,
-        start_step: int, resume_step: int | None, run_logger, show_progress: bool) -> TrainSummary:  # fmt: skip
+        start_step: int, resume_step: int | None, run_logger, show_progress: bool, controller_state=None) -> TrainSummary:  # fmt: skip
     rank0 = fabric.global_rank == 0
     log = AppliedLog(run_dir, stream.edits, fabric.global_rank)
     metrics = MetricsCSV(run_dir, resume_step=start_step) if rank0 else None
     progress = Progress(show_progress, total=loop.steps, initial=start_step)
     state = {"plan_hash": plan.hash, "world_size": fabric.world_size, "controller": None}
     cont = continuation.Continuation.from_plan(plan)
+    inloop = InloopEvaluator.from_plan(plan, run_dir, write=rank0, resume_step=start_step,
+                                       sequence=lambda g: stream.sequences(g, g + 1)[0][0])  # fmt: skip
+    control = ControlledRun.from_plan(plan, stream, run_dir, write=rank0)
+    if control is not None:
+        control.load_state_dict(controller_state if resume_step is not None else None, start_step)
 
     def save(step: int) -> None:
         log.flush()  # a complete checkpoint implies the applied log up to it is on disk
+        state["controller"] = control.state_dict() if control is not None else None
         checkpoint.save_checkpoint(fabric, run_dir, step, model, optimizer, config, plan.tokenizer_dir,
                                    {**state, "global_seq": step * loop.global_batch})  # fmt: skip
 
+    def evaluate_and_control(done: int) -> None:
+        """The loop's one hook: in-loop probes after ``done`` steps, then the controllers' decisions for the next interval."""
+        rows = inloop.evaluate(model, done, fabric.device) if inloop is not None else None
+        if control is not None:
+            control.boundary(fabric, done, rows, loop.steps)
+
+    if resume_step is None:
+        evaluate_and_control(start_step)  # the untrained model's probes decide the first interval
     if start_step == 0 and 0 in loop.checkpoint_steps:
         save(0)  # the untrained model: the baseline of effects over training
 
@@ -208,7 +225,7 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
         return batch
 
     model.train()
-    batches = Prefetcher(stream, range(start_step, loop.steps), to_device)
+    batches = Prefetcher(stream, range(start_step, loop.steps), to_device, ready=control.ready if control is not None else None)
     loss_sum = torch.zeros((), device=fabric.device)
     window_start, window_steps = start_step, 0
     final_loss = None
@@ -240,6 +257,7 @@ def fit(fabric, model, optimizer, config, stream: InjectingStream, plan: Plan, l
             # provenance reads back the trained rows (on an accelerator, the host tensor they were copied from: no sync per step)
             log.record(batch, (trained if trained.device.type == "cpu" else batch.tensor).numpy())
             done, window_steps = step + 1, window_steps + 1
+            evaluate_and_control(done)
 
             row = None
             if done % loop.log_every == 0 or done == loop.steps:

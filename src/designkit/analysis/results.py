@@ -222,7 +222,7 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunRes
         raise InputError(run.path / "checkpoints", None,
                          f"expected a complete checkpoint for every planned step {steps}; missing steps {missing} "
                          "(finish training with designkit train PLAN RUN --resume)")
-    applied = check_run(plan, run.applied())  # the check train ran: edits, steps and trained tokens' checksums
+    applied = check_run(plan, run.applied(), run.controller())  # the check train ran: edits, steps and trained tokens' checksums
     if not applied.agrees and not allow_applied_mismatch:
         raise InputError(run.path / "applied.parquet", None,
                          f"expected exactly the plan's edits; {applied.describe()}. The run is not the planned experiment, "

@@ -8,13 +8,14 @@ installed packages declare under the ``designkit.kinds`` entry-point group, and 
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
 from designkit.kinds.canary import Canary
 from designkit.kinds.contamination import Contamination
+from designkit.kinds.knowledge import Knowledge
 from designkit.kinds.texts import Texts
 from designkit.kinds.verbatim import Verbatim
 from designkit.kinds.watermark import Watermark
 from designkit.registry import Registry
 
 KINDS: Registry[type[ExperimentKind]] = Registry("designkit.kinds", "experiment kind", base=ExperimentKind)
-for _kind in (Contamination, Canary, Texts, Verbatim, Watermark):
+for _kind in (Contamination, Canary, Texts, Verbatim, Watermark, Knowledge):
     KINDS.register(_kind)
 
 __all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec"]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from designkit.controllers import ControllerSpec
 from designkit.errors import InputError
 from designkit.plan_types import EditKind, OutcomeSpec, ProbeSpec
 
@@ -178,6 +179,19 @@ class ExperimentKind(ABC):
     def after_assignment(self, items: list[Item], arms: Sequence[str], rng: np.random.Generator) -> list[Item]:
         """Fill probe fields that depend on the arm assignment (e.g. same-arm distractors)."""
         return items
+
+    def inloop_every(self) -> int | None:
+        """Steps between in-loop evaluations of this experiment's probes during training
+        (``scores/inloop.parquet``), or None for checkpoint scores only."""
+        return None
+
+    def controller(self, items: Sequence[Item]) -> ControllerSpec | None:
+        """A run-time dose controller for the treated items (``designkit.controllers``), or None.
+
+        A controlled experiment gets no planned insertions: the plan reserves slots in every
+        control interval and the controller fills them during training.
+        """
+        return None
 
     @abstractmethod
     def probes(self, items: Sequence[Item]) -> list[ProbeSpec]: ...

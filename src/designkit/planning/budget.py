@@ -7,7 +7,7 @@ import pandas as pd
 from designkit.errors import InputError
 
 
-def budget_table(items: pd.DataFrame, total_tokens: int, n_sequences: int) -> pd.DataFrame:
+def budget_table(items: pd.DataFrame, total_tokens: int, n_sequences: int, slots: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per experiment and arm.
 
     ``items`` needs ``experiment``, ``arm``, ``dose``, ``inserted``, ``footprint`` (payload
@@ -15,10 +15,19 @@ def budget_table(items: pd.DataFrame, total_tokens: int, n_sequences: int) -> pd
     (the whole-sequence edits placed for each item). Tokens count everything an insertion
     overwrites; sequences removed or noised are counted apart, as a share of the run's sequences.
     """
+    controlled = items["controlled"].astype(bool) if "controlled" in items.columns else pd.Series(False, index=items.index)
     frame = items.assign(
-        insertions=items["dose"].where(items["inserted"] & (items["footprint"] > 0), 0),
+        insertions=items["dose"].where(items["inserted"] & (items["footprint"] > 0) & ~controlled, 0),
     )
     frame = frame.assign(tokens=frame["insertions"] * frame["footprint"])
+    if slots is not None and len(slots):
+        # a controller's doses are unknown at plan time: its slots count at full capacity, on its treated arms' first item
+        capacity = slots.groupby("experiment")["n_tokens"].sum()
+        frame["tokens"] = frame["tokens"].astype("int64")
+        for experiment, tokens in capacity.items():
+            treated = frame.index[(frame["experiment"] == experiment) & frame["inserted"]]
+            if len(treated):
+                frame.loc[treated[0], "tokens"] += int(tokens)
     table = (
         frame.groupby(["experiment", "arm"], sort=False)
         .agg(

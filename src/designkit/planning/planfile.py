@@ -23,7 +23,7 @@ from designkit import atomic_files, plan_types
 from designkit.data.tokenizer import TOKENIZER_FILES
 from designkit.errors import InputError, quote
 
-FORMAT = "designkit-plan/3"  # 2: placements carry noise_std; reserved.parquet lists reserve windows; 3: plan.json records plan_hash
+FORMAT = "designkit-plan/4"  # 2: placements carry noise_std; reserved.parquet lists reserve windows; 3: plan.json records plan_hash; 4: reserved.parquet lists controller slots (interval)
 PLAN_FILE = "plan.json"
 PLAN_HASH_KEY = "plan_hash"
 EDIT_KINDS = plan_types.EDIT_KINDS
@@ -134,6 +134,7 @@ RESERVED_SCHEMA = pa.schema(
         ("offset", pa.int32()),
         ("n_tokens", pa.int32()),
         ("experiment", pa.string()),
+        ("interval", pa.int32()),
     ]
 )
 

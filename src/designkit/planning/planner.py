@@ -26,11 +26,13 @@ from designkit.data.sources import iter_jsonl_records, read_parquet_records
 from designkit.data.tokenizer import TextTokenizer
 from designkit.design import Design, ExperimentSpec, design_to_dict, design_warnings, load_design
 from designkit.errors import InputError, quote
+from designkit.controllers import ControllerSpec
 from designkit.kinds import KINDS, Item, PlanContext
-from designkit.planning import budget, leakage, placement, power, randomize, span_finder
+from designkit.planning import budget, leakage, placement, power, randomize, slots, span_finder
 from designkit.planning.permutation import BaseOrder
 from designkit.planning.planfile import ITEMS_SCHEMA, write_plan
 from designkit.planning.reserve import ReserveAllocator
+from designkit.planning.reserve import empty_reserved as reserve_empty
 from designkit.probes import check_probe_specs
 
 EOS_WRAP = 2  # an insertion is EOS + payload + EOS
@@ -190,7 +192,7 @@ def _tokens(tokenizer: TextTokenizer, given: list[int] | np.ndarray | None, text
 ITEM_COLUMNS = (
     *(name for name in ITEMS_SCHEMA.names if name not in ("item_index", "noise_seed")),
     # internal columns (not written): what the placement needs
-    "positions", "edit", "corpus_windows", "watermarked", "footprint",
+    "positions", "edit", "corpus_windows", "watermarked", "footprint", "controlled",
 )
 
 
@@ -245,6 +247,7 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             "noise_std": [stds[a] if arm.dose > 0 and not spec.placebo else 0.0 for a, arm in zip(exp.arms, arms)],
             "watermarked": [any(std > 0 for std in stds.values())] * len(items),
             "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
+            "controlled": [exp.kind.controller(items) is not None] * len(items),
         }
         for name, values in add.items():
             columns[name].extend(values)
@@ -323,6 +326,8 @@ def _experiment_spec(exp: ExperimentItems, design_file: Path, index: int) -> pla
         params=schema.to_dict(exp.kind.params),
         probes=tuple(exp.kind.probes(exp.items)),
         outcomes=tuple(outcomes),
+        inloop_every=exp.kind.inloop_every(),
+        controller=controller.to_json() if (controller := exp.kind.controller(exp.items)) is not None and not spec.placebo else None,
     )
 
 
@@ -404,7 +409,8 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     items["noise_seed"] = _noise_seeds(items, design.seed)
     whole, blocked = _place_whole_sequences(items, design, n_sequences, base_order, reserve)
     items["edited_sequences"] = np.bincount(whole["item_index"], minlength=len(items)) if len(items) else 0
-    budget_rows = budget.budget_table(items, total_tokens, n_sequences)
+    slot_rows, blocked = _reserve_controller_slots(specs, items, design, blocked)
+    budget_rows = budget.budget_table(items, total_tokens, n_sequences, slots=slot_rows)
     budget_info = budget.check_budget(budget_rows, total_tokens, run.max_injected_fraction, design_file, n_sequences)
     budget_info["rows"] = budget_rows.to_dict("records")
 
@@ -479,7 +485,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         "leakage": leak,
     }
     plan = json.loads(json.dumps(plan, default=_json_default))
-    reserved = reserve.table()
+    reserved = pd.concat([reserve.table(), slot_rows], ignore_index=True) if len(slot_rows) else reserve.table()
     plan_hash = write_plan(out, plan, items, payload_tokens, payload_index, placements, reserved, tokenizer.directory, replace=True)
     return PlanResult(path=out, plan_hash=plan_hash, meta=plan)
 
@@ -496,8 +502,29 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def _reserve_controller_slots(specs: list[plan_types.ExperimentSpec], items: pd.DataFrame, design: Design,
+                              blocked: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+    """Slots of every controlled experiment, and the sequences insertions must now avoid."""
+    parts = []
+    for exp in specs:
+        if exp.controller is None:  # none, or a placebo experiment (nothing is trained)
+            continue
+        spec = ControllerSpec.from_json(exp.controller)
+        mine = items[(items["experiment"] == exp.name) & items["inserted"]]
+        frame = slots.reserve_slots(
+            exp.name, every=spec.every, slots_per_interval=spec.slots_per_interval,
+            slot_tokens=int(mine["footprint"].max()) if len(mine) else 2, steps=design.run.steps,
+            global_batch=design.run.global_batch, seq_len=design.run.seq_len, blocked=blocked,
+            rng=derive_rng(design.seed, "controller slots", exp.name),
+        )
+        blocked = np.union1d(blocked, frame["global_seq"].to_numpy(np.int64))
+        parts.append(frame)
+    return (pd.concat(parts, ignore_index=True) if parts else reserve_empty()), blocked
+
+
 def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: int, blocked: np.ndarray) -> pd.DataFrame:
-    inserted = items[items["inserted"] & (items["edit"] == "insert")]
+    # a controlled experiment's doses are decided during training, in its reserved slots
+    inserted = items[items["inserted"] & (items["edit"] == "insert") & ~items["controlled"]]
     lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(inserted["window_start"], inserted["window_end"])]
     request = placement.InsertionRequest(
         item_index=inserted["item_index"].to_numpy(np.int32),

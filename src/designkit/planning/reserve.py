@@ -14,7 +14,7 @@ import pandas as pd
 
 from designkit.errors import InputError
 
-RESERVED_COLUMNS = ("reserve_seq", "use", "global_seq", "offset", "n_tokens", "experiment")
+RESERVED_COLUMNS = ("reserve_seq", "use", "global_seq", "offset", "n_tokens", "experiment", "interval")
 
 
 class ReserveAllocator:
@@ -68,6 +68,7 @@ class ReserveAllocator:
                     "offset": np.zeros(n, dtype=np.int32),
                     "n_tokens": np.full(n, self.window_tokens, dtype=np.int32),
                     "experiment": experiment,
+                    "interval": np.full(n, -1, dtype=np.int32),  # controller slots only (planning.slots)
                 }
             )
         )
@@ -90,5 +91,6 @@ def empty_reserved() -> pd.DataFrame:
             "offset": np.zeros(0, np.int32),
             "n_tokens": np.zeros(0, np.int32),
             "experiment": np.zeros(0, object),
+            "interval": np.zeros(0, np.int32),
         }
     )
