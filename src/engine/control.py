@@ -97,11 +97,10 @@ class ControlledRun:
         for c, (state, requested, log_rows) in zip(due, decisions):
             if fabric.global_rank != 0:
                 c.controller.load_state_dict(state)
-            c.decided = step // c.spec.every
-            c.fills, _ = assign_fills(c.slots.get(c.decided, _no_slots()), requested, {}, c.cursor)
+            c.fills, _ = assign_fills(c.slots.get(step // c.spec.every, _no_slots()), requested, {}, c.cursor)
             if self.write:
                 self._log(log_rows, [int(n) for n in _filled(log_rows, c.fills)])
-        self._install()
+        self._install({id(c): step // c.spec.every for c in due})
 
     def _decide(self, c: _Controlled, step: int, probe_rows: pd.DataFrame | None) -> tuple[dict, dict[int, int], list[dict]]:
         values: dict[int, float] = {}
@@ -120,19 +119,25 @@ class ControlledRun:
     def _log(self, rows: list[dict], filled: list[int]) -> None:
         new = not self.file.is_file()
         with self.file.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(CONTROLLER_COLUMNS))
+            writer = csv.DictWriter(handle, fieldnames=list(CONTROLLER_COLUMNS), lineterminator="\n")
             if new:
                 writer.writeheader()
             for row, n in zip(rows, filled):
                 writer.writerow({**row, "filled": n})
             handle.flush()
 
-    def _install(self) -> None:
-        """The stream's fills: every controller's current interval, as insert edits sorted by sequence."""
+    def _install(self, decided: dict[int, int] | None = None) -> None:
+        """The stream's fills: every controller's current interval, as insert edits sorted by sequence.
+
+        The fills and the newly ``decided`` intervals change together under the gate's lock:
+        the prefetcher must never see an interval decided before its fills are in the stream.
+        """
         parts = [c.fills for c in self.controlled if c.fills is not None and len(c.fills)]
         frame = pd.concat(parts, ignore_index=True).sort_values(["global_seq", "offset"], kind="stable") if parts else None
         with self._gate:
             self.stream.fills = PlanEdits.empty() if frame is None else self._edits(frame)
+            for c in self.controlled:
+                c.decided = (decided or {}).get(id(c), c.decided)
             self._gate.notify_all()
 
     def _edits(self, frame: pd.DataFrame) -> PlanEdits:
@@ -175,9 +180,12 @@ class ControlledRun:
             c.cursor = {int(k): int(v) for k, v in entry["cursor"]}
             c.fills = pd.DataFrame({name: np.asarray(values, dtype=np.int64) for name, values in entry["fills"].items()})
         if self.write and self.file.is_file():
-            frame = pd.read_csv(self.file, dtype={"experiment": str, "item_id": str})
+            # keep the logged lines byte for byte: a resumed run's log equals an uninterrupted one's
+            header, *lines = self.file.read_text(encoding="utf-8").splitlines(keepends=True)
+            step_column = CONTROLLER_COLUMNS.index("step")
+            kept = [line for line in lines if int(next(csv.reader([line]))[step_column]) <= resume_step]
             with atomic_files.atomic_path(self.file) as tmp:
-                frame[frame["step"] <= resume_step].to_csv(tmp, index=False)
+                tmp.write_text(header + "".join(kept), encoding="utf-8")
         self._install()
 
 

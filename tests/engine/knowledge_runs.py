@@ -8,7 +8,7 @@ from tiny_designs import TINY_MODEL, write_design
 
 
 def knowledge_design(corpus: Path, *, steps: int = 40, every: int = 5, final_target: float = 0.5, n: int = 16,
-                     checkpoints=(10, 20, 30, 40), learning_rate: float = 3e-3) -> dict:  # fmt: skip
+                     checkpoints=(20, 40), learning_rate: float = 3e-3) -> dict:  # fmt: skip
     return {
         "name": "ka",
         "seed": 5,
