@@ -370,6 +370,19 @@ def item_noun(kind: str) -> tuple[str, str]:
     return str(singular), str(plural)
 
 
+def treatment(kind: str) -> str:
+    """The kind's treatment phrase for the report (``ExperimentKind.treatment``); the insertion
+    phrase if the kind cannot be loaded here."""
+    from designkit.kinds import KINDS
+    from designkit.kinds.base import TREATMENT_BY_EDIT
+
+    try:
+        kind_class = KINDS.get(kind)
+    except InputError:
+        return TREATMENT_BY_EDIT["insert"]
+    return str(kind_class.treatment or TREATMENT_BY_EDIT.get(kind_class.edit, TREATMENT_BY_EDIT["insert"]))
+
+
 def _experiment_info(entry: Mapping[str, Any], spec: ExperimentSpec, verdicts: pd.DataFrame) -> dict[str, Any]:
     mine = verdicts[verdicts["experiment"] == spec.name] if len(verdicts) else verdicts
     arm_verdicts = [str(v) for v in mine["verdict"]] if len(mine) else []
@@ -380,6 +393,7 @@ def _experiment_info(entry: Mapping[str, Any], spec: ExperimentSpec, verdicts: p
         "name": spec.name,
         "kind": spec.kind,
         "item_noun": item_noun(spec.kind),
+        "treatment": treatment(spec.kind),
         "placebo": spec.placebo,
         "control_arm": spec.control_arm,
         "primary_outcome": spec.primary_outcome.name if spec.primary_outcome else None,

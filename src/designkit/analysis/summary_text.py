@@ -108,7 +108,8 @@ def _change(v: Any, label: str, adjusted: str, level: str) -> str:
 def _arm_sentence(v: Any, info: Mapping[str, Any], label: str, adjusted: str, level: str) -> str:
     singular, plural = info["item_noun"]
     counts = f"{v.n_treated} vs {v.n_control}" if v.comparison == VS_CONTROL else str(v.n_treated)
-    lead = f"Inserting each {singular} {times(v.dose)}{_window_text(info, v.arm)} (arm {v.arm}, {counts} {plural})"
+    phrase = info.get("treatment", "Inserting each {item} {times}").format(item=singular, times=times(v.dose))
+    lead = f"{phrase}{_window_text(info, v.arm)} (arm {v.arm}, {counts} {plural})"
     if v.verdict == NOT_TESTABLE:
         return f"{lead}: the effect on {label} could not be tested at step {v.step} (too few scored items or no variation)."
     if v.comparison != VS_CONTROL:  # an estimator that does not difference against the control arm

@@ -127,6 +127,13 @@ class PlanContext:
         return [(r, [int(t) for t in self.reserve_tokens[r * width : (r + 1) * width]]) for r in chosen.tolist()]
 
 
+TREATMENT_BY_EDIT = {
+    "insert": "Inserting each {item} {times}",
+    "remove": "Replacing every sequence that reads each {item} with a reserve window",
+    "noise": "Adding embedding noise to every sequence that reads each {item}",
+}
+
+
 class ExperimentKind(ABC):
     """Subclass per kind; register it in ``designkit.kinds.KINDS``."""
 
@@ -150,6 +157,10 @@ class ExperimentKind(ABC):
     """
     item_noun: ClassVar[tuple[str, str]] = ("item", "items")
     """What one item is called in the report's prose: (singular, plural)."""
+    treatment: ClassVar[str | None] = None
+    """How the report's prose names an arm's treatment: a format string with ``{item}`` (the
+    singular noun) and ``{times}`` (the dose: "once", "4 times"). None: from ``edit``
+    (``TREATMENT_BY_EDIT``)."""
 
     def __init__(self, params: Any):
         self.params = params

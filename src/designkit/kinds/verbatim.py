@@ -87,6 +87,7 @@ class Verbatim(ExperimentKind):
     Params = VerbatimParams
     GenerateParams = VerbatimGenerate
     edit = "remove"
+    treatment = "Removing every training sequence that holds a piece of each {item}"
 
     def generate(self, options: VerbatimGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
         n_candidates = options.n * options.candidates_per_item
