@@ -106,3 +106,20 @@ def test_tpr_at_fpr_permutation_test_holds_its_level_under_the_null():
         (row,) = estimator_class("tpr_at_fpr")().estimate(_frame(list(rng.normal(size=20)), list(rng.normal(size=20))), _task(outcome, options))
         rejected += row.p < 0.05
     assert rejected / n_sim <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / n_sim)
+
+
+def test_exposure_test_and_interval_hold_their_level_under_the_null():
+    # simulation: inserted and never-inserted canaries from one distribution, two strata
+    outcome = OutcomeSpec("loss", "continuous", primary=True, expected_sign=-1)
+    rng = np.random.default_rng(2)
+    options = AnalysisOptions(n_resamples=99)
+    n_sim, rejected, covered = 80, 0, 0
+    strata = ["a"] * 15 + ["b"] * 15
+    for _ in range(n_sim):
+        t = list(rng.normal(0, 1, 15)) + list(rng.normal(5, 2, 15))
+        c = list(rng.normal(0, 1, 15)) + list(rng.normal(5, 2, 15))
+        (row,) = estimator_class("exposure")().estimate(_frame(t, c, strata, strata), _task(outcome, options))
+        rejected += row.p < 0.05
+        covered += row.ci_low <= 0 <= row.ci_high
+    margin = 2.5 * math.sqrt(0.05 * 0.95 / n_sim)
+    assert rejected / n_sim <= 0.05 + margin and covered / n_sim >= 0.95 - margin
