@@ -7,8 +7,8 @@ from pathlib import Path
 from tiny_designs import TINY_MODEL, write_design
 
 
-def knowledge_design(corpus: Path, *, steps: int = 40, every: int = 5, final_target: float = 0.5, n: int = 16,
-                     checkpoints=(20, 40), learning_rate: float = 3e-3) -> dict:  # fmt: skip
+def knowledge_design(corpus: Path, *, steps: int = 40, every: int = 5, final_target: float = 0.01, n: int = 16,
+                     checkpoints=(20, 40), learning_rate: float = 3e-3, probe_column: str = "logprob_per_token") -> dict:  # fmt: skip
     return {
         "name": "ka",
         "seed": 5,
@@ -27,7 +27,8 @@ def knowledge_design(corpus: Path, *, steps: int = 40, every: int = 5, final_tar
                 "kind": "knowledge",
                 "items": {"generate": {"n": n, "paraphrases": 2}},
                 "arms": {"control": {"dose": 0, "share": 0.5}, "treated": {"dose": 1, "share": 0.5}},
-                "params": {"every": every, "final_target": final_target, "slots_per_interval": 24, "max_dose": 16},
+                "params": {"every": every, "final_target": final_target, "slots_per_interval": 24, "max_dose": 16,
+                           "probe_column": probe_column},
             }
         ],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
@@ -168,3 +169,25 @@ def test_controller_resumes_after_kill_with_the_same_decisions_and_weights(tmp_p
     pd.testing.assert_frame_equal(pd.read_parquet(run / "applied.parquet"), pd.read_parquet(knowledge_run / "applied.parquet"))
     pd.testing.assert_frame_equal(pd.read_parquet(run / "scores" / "inloop.parquet"),
                                   pd.read_parquet(knowledge_run / "scores" / "inloop.parquet"))  # fmt: skip
+
+
+def test_controller_doubles_below_the_target_and_halves_above_it(knowledge_run):
+    log = controller_log(knowledge_run).sort_values(["item_index", "interval"])
+    previous = log.groupby("item_index")["requested"].shift()
+    moved = log.assign(previous=previous).dropna(subset=["previous"])
+    below = moved[moved["probe_value"].map(math.exp) < moved["target"]]
+    above = moved[moved["probe_value"].map(math.exp) >= moved["target"]]
+    assert len(below) and len(above)  # the tiny model crosses the target: both branches of the rule run
+    assert (below["requested"] == (below["previous"] * 2).clip(upper=16)).all()
+    assert (above["requested"] == (above["previous"] // 2).clip(lower=1)).all()
+
+
+def test_knowledge_effect_is_detected_on_a_tiny_model(knowledge_run):
+    from designkit.analysis import results
+    from engine.score import score_run
+
+    score_run(knowledge_run, device="cpu", show_progress=False)
+    effects = results.load(knowledge_run).effects
+    final = effects[(effects["experiment"] == "facts") & (effects["comparison"] == "vs_control") & (effects["step"] == 40)]
+    assert len(final) == 1
+    assert final["estimate"].iloc[0] > 0 and final["ci_low"].iloc[0] > 0 and final["p"].iloc[0] < 0.01

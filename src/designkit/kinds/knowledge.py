@@ -20,7 +20,8 @@ items are read from a file in the Fictional Knowledge probe format (Chang et al.
 **Parameters.** ``every`` (steps per control interval and in-loop evaluation),
 ``final_target``, ``min_dose``, ``max_dose``, ``max_change``, ``initial_dose``,
 ``slots_per_interval`` (slots the plan reserves per interval; the budget counts all of
-them).
+them), ``probe_column`` (``logprob``: P(target | prompt) as in the paper; ``logprob_per_token``:
+its per-token geometric mean, a target a tiny model can reach).
 
 **Probe.** ``fact``: ``logprob`` of the target after the prompt (P(target | prompt) is its
 ``exp``), in-loop every ``every`` steps and at every checkpoint.
@@ -39,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -65,6 +66,9 @@ class KnowledgeParams:
     """Largest change of a fact's paraphrases from one interval to the next."""
     slots_per_interval: int = bounded(64, ge=1)
     """Slots reserved per interval (the most paraphrases inserted per interval, all facts together)."""
+    probe_column: Literal["logprob", "logprob_per_token"] = "logprob"
+    """What the controller compares with the target: P(target | prompt) (``logprob``, the paper's), or
+    its per-token geometric mean (``logprob_per_token``: reachable by small models on multi-token names)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ class Knowledge(ExperimentKind):
     def controller(self, items: Sequence[Item]) -> ControllerSpec:
         p = self.params
         return ControllerSpec(
-            type="dose_doubling", every=p.every, probe="fact", column="logprob", slots_per_interval=p.slots_per_interval,
+            type="dose_doubling", every=p.every, probe="fact", column=p.probe_column, slots_per_interval=p.slots_per_interval,
             params={"final_target": p.final_target, "initial_dose": p.initial_dose, "min_dose": p.min_dose,
                     "max_dose": p.max_dose, "max_change": p.max_change},
         )  # fmt: skip
