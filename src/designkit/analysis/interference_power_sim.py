@@ -16,6 +16,7 @@ interactions that are zero here. Holm runs over experiment 0's cells only.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,8 @@ def simulate_scores(runs: list[dict], items: int, delta: float, sigma: float, ta
 
 def power_of(case: DesignCase, *, delta: float, sigma: float, tau: float, sims: int, seed: int = 0) -> dict:
     """Detection rates (Holm-adjusted p < alpha) of the cross effect, the interaction and a null cell."""
-    rng = np.random.default_rng([seed, case.n_experiments, case.items, case.replicates, hash(case.design) % 2**31])
+    design_label = zlib.crc32(case.design.encode())  # str hash() changes between processes
+    rng = np.random.default_rng([seed, case.n_experiments, case.items, case.replicates, design_label])
     runs = design_runs(case)
     factors = [f"e{i}" for i in range(case.n_experiments)]
     outcomes = [OutcomeInfo("e0", "y", "continuous", True)]
