@@ -37,7 +37,7 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     from designkit.planning import make_plan
     from designkit.planning.summary import format_summary
 
-    result = make_plan(args.design, args.out, force=args.force, show_progress=not args.quiet)
+    result = make_plan(args.design, args.out, force=args.force, show_progress=not args.quiet, corpus=args.corpus)
     print(format_summary(result.meta, result.plan_hash))
     print(f"\nplan written to {result.path}")
 
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("design", type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    p.add_argument("--corpus", default=None, metavar="DIR",
+                   help="use this corpus instead of the design's run.corpus (a prepared corpus directory or builtin:stdlib-docs)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_plan)
 

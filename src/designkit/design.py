@@ -367,11 +367,20 @@ def design_warnings(design: Design, file: str | Path) -> list[str]:
     return messages
 
 
-def load_design(path: str | Path) -> Design:
+def load_design(path: str | Path, *, corpus: str | Path | None = None) -> Design:
+    """``corpus`` (a command line's ``--corpus``) replaces ``run.corpus``; a relative path is
+    taken from the working directory, as every command-line path is, not from the design's."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "expected an existing design file")
-    return parse_design(yaml_files.load(path, what="a readable design file"), path)
+    raw = yaml_files.load(path, what="a readable design file")
+    if corpus is not None:
+        corpus = str(corpus)
+        if not corpus.startswith(sources.BUILTIN_PREFIX):
+            corpus = str(Path(corpus).resolve())
+        if isinstance(raw, dict) and isinstance(raw.get("run"), dict):
+            raw = {**raw, "run": {**raw["run"], "corpus": corpus}}
+    return parse_design(raw, path)
 
 
 def design_to_dict(design: Design) -> dict[str, Any]:

@@ -362,9 +362,30 @@ class PlanResult:
     meta: dict[str, Any]
 
 
-def make_plan(design_path: str | Path, out: str | Path, *, force: bool = False, show_progress: bool = True) -> PlanResult:
+EPOCHS_WARNING = 4.0
+"""Warn when the run reads its corpus's training region more often than this: up to about four
+epochs repeated tokens are worth nearly as much as fresh ones (Muennighoff et al. 2023,
+"Scaling data-constrained language models"), beyond that the run is no longer the
+pretraining run the design describes, and a corpus far too small for the run (a
+paper-scale design planned on the built-in corpus) is usually a mistake."""
+
+
+def corpus_epochs(n_sequences: int, train_tokens: int, window_tokens: int) -> float:
+    """How many times the run reads the corpus's training region (its windows of seq_len + 1 tokens)."""
+    return n_sequences / max(1, train_tokens // window_tokens)
+
+
+def epochs_warning(design_file: Path, epochs: float, total_tokens: int, train_tokens: int) -> str:
+    return (f"{design_file}: run.corpus: the run's {total_tokens:,} tokens would read the corpus's "
+            f"{train_tokens:,} training tokens about {epochs:,.0f} times (beyond {EPOCHS_WARNING:g} epochs repeated "
+            "text stops standing in for fresh text): give a larger corpus (--corpus DIR) or fewer steps")
+
+
+def make_plan(design_path: str | Path, out: str | Path, *, force: bool = False, show_progress: bool = True,
+              corpus: str | Path | None = None) -> PlanResult:
+    """``corpus`` replaces the design's ``run.corpus`` (``designkit plan --corpus``)."""
     design_file = Path(design_path)
-    design = load_design(design_file)
+    design = load_design(design_file, corpus=corpus)
     out = Path(out)
     atomic_files.check_output_dir(out)
     artefacts.check_output(out, "plan", force=force, option="--out")
@@ -386,6 +407,9 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         raise InputError(design_file, "run.model", f"expected a vocabulary of at least the tokenizer's {tokenizer.vocab_size} ids, got {model['padded_vocab_size']}")
     n_sequences = run.steps * run.global_batch
     total_tokens = n_sequences * run.seq_len
+    epochs = corpus_epochs(n_sequences, train_tokens, window_tokens)
+    if epochs > EPOCHS_WARNING:
+        print(f"designkit: warning: {epochs_warning(design_file, epochs, total_tokens, train_tokens)}", file=sys.stderr)
     base_order = BaseOrder(train_tokens // window_tokens, design.seed)
     run_windows = RunWindows(
         corpus.tokens, base_order, window_tokens, min(n_sequences, base_order.n_windows), n_sequences=n_sequences, train_tokens=train_tokens
@@ -456,7 +480,7 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             steps=run.steps,
             n_sequences=n_sequences,
             total_tokens=total_tokens,
-            corpus_epochs=n_sequences / max(1, train_tokens // window_tokens),
+            corpus_epochs=epochs,
         ).to_json(),
         "corpus": plan_types.CorpusInfo(
             source=run.corpus,
