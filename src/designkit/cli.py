@@ -90,6 +90,13 @@ def _cmd_leakage_scan(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        from engine.dry_run import dry_run
+
+        print(dry_run(args.plan, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy, accelerator=args.accelerator))
+        return
+    if args.out is None:
+        raise InputError("designkit train", "--out", "expected a run directory (--out RUN), or --dry-run")
     from engine.applied_log import AppliedLogMismatch
     from engine.train import train
 
@@ -219,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="carry a plan out with LitGPT on Lightning Fabric")
     p.add_argument("plan", type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", type=Path, default=None, help="the run directory (required unless --dry-run)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the devices, strategy, micro-batch, accumulation, memory per device and tokens per step; train nothing")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     p.add_argument("--force", action="store_true", help="replace a non-empty run directory")
     p.add_argument("--devices", default="1", help="devices per node, or 'auto'")
