@@ -191,3 +191,22 @@ def test_knowledge_effect_is_detected_on_a_tiny_model(knowledge_run):
     final = effects[(effects["experiment"] == "facts") & (effects["comparison"] == "vs_control") & (effects["step"] == 40)]
     assert len(final) == 1
     assert final["estimate"].iloc[0] > 0 and final["ci_low"].iloc[0] > 0 and final["p"].iloc[0] < 0.01
+
+
+
+def test_report_shows_trajectories_and_the_tokens_the_controller_used(tmp_path, knowledge_plan, knowledge_run):
+    import json
+
+    from designkit.analysis.report import analyze_run
+    from engine.score import score_run
+
+    score_run(knowledge_run, device="cpu", show_progress=False)
+    analyze_run(knowledge_run, tmp_path / "report")
+    assert (tmp_path / "report" / "controller_trajectories_facts.png").stat().st_size > 1000
+    document = json.loads((tmp_path / "report" / "results.json").read_text())
+    (section,) = [s for s in document["sections"] if s["title"].startswith("Run-time dose control")]
+    (row,) = section["rows"]
+    applied, plan = RunDir.open(knowledge_run).applied(), Plan.open(knowledge_plan)
+    assert row["tokens_used"] == applied["n_tokens"].sum() > 0  # every insert of this plan is a controller fill
+    assert row["share_of_run"] == pytest.approx(row["tokens_used"] / plan.meta["geometry"]["total_tokens"])
+    assert row["payloads_filled"] == len(applied)

@@ -68,6 +68,7 @@ def render_figures(results: RunResults) -> list[FigureFile]:
             "training_loss.png", "Training loss",
             "Mean training loss per logging window; orange: share of trained tokens that were injected payload; "
             "dotted lines: checkpoints.", png_bytes(loss_figure(results.metrics, results.checkpoint_steps))))
+    figures += results.figures
     for name, estimator in results.estimators.items():
         rows = results.effects[results.effects["estimator"] == name] if len(results.effects) else results.effects
         if len(rows):

@@ -27,6 +27,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 import designkit
+from designkit.analysis import controlled
 from designkit.analysis.dose_response import DoseResponse
 from designkit.analysis.effects import CONFIRMATORY, finite_values
 from designkit.analysis.equivalence import equivalence_table
@@ -132,6 +133,8 @@ class RunResults:
     """The long outcome frame every estimator read."""
     sections: list[ReportSection] = field(default_factory=list, repr=False)
     """Report sections added by estimators."""
+    figures: list = field(default_factory=list, repr=False)
+    """Figures drawn from the run beyond the checkpoint scores (``figures.FigureFile``: controller trajectories)."""
 
     @property
     def confirmatory(self) -> pd.DataFrame:
@@ -231,7 +234,14 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunRes
     items = plan.items()
     _check_score_items(run, scores, items)
     identity = _identity(run, plan, steps, list(run.score_files()), applied)
-    return compute(plan.meta, items, scores, run.metrics(), applied, identity, steps)
+    results = compute(plan.meta, items, scores, run.metrics(), applied, identity, steps)
+    if any(spec.controller for spec in results.specs):
+        # run-time dose control (KA): what the controller did, from the in-loop scores and controller.csv
+        log = run.controller()
+        usage = controlled.controller_usage(results.specs, items, run.applied(), plan.reserved(), log, plan.meta["geometry"]["total_tokens"])
+        results.sections.extend(controlled.usage_section(usage))
+        results.figures.extend(controlled.trajectory_figures(results.specs, items, run.inloop_scores(), log))
+    return results
 
 
 def compute(plan_meta: Mapping[str, Any], items: pd.DataFrame, scores: pd.DataFrame, metrics: pd.DataFrame,
