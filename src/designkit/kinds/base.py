@@ -60,6 +60,10 @@ class Item:
     """Instead of ``corpus_window``: every training-region window the item occupies (a span
     that recurs in the corpus or straddles two windows, from ``PlanContext.find_spans``);
     every sequence of the run that reads any of them is edited."""
+    replacement_window: int | None = None
+    """``remove`` items only: the reserve window (taken with ``PlanContext.take_reserve_windows``)
+    that replaces every sequence the item's windows are read in, instead of a fresh one per
+    visit (the texts kind's i.i.d. replacement: the reserve document is the item)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
 

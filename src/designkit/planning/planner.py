@@ -192,7 +192,7 @@ def _tokens(tokenizer: TextTokenizer, given: list[int] | np.ndarray | None, text
 ITEM_COLUMNS = (
     *(name for name in ITEMS_SCHEMA.names if name not in ("item_index", "noise_seed")),
     # internal columns (not written): what the placement needs
-    "positions", "edit", "corpus_windows", "watermarked", "footprint", "controlled",
+    "positions", "edit", "corpus_windows", "watermarked", "footprint", "controlled", "replacement_window",
 )
 
 
@@ -248,6 +248,7 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             "watermarked": [any(std > 0 for std in stds.values())] * len(items),
             "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
             "controlled": [exp.kind.controller(items) is not None] * len(items),
+            "replacement_window": [-1 if item.replacement_window is None else int(item.replacement_window) for item in items],
         }
         for name, values in add.items():
             columns[name].extend(values)
@@ -694,6 +695,10 @@ def _place_whole_sequences(
     experiment_of = items["experiment"].to_numpy(object)[frame["item_index"].to_numpy()]
     for experiment in pd.unique(experiment_of[removed]):
         rows = np.flatnonzero(removed & (experiment_of == experiment))
+        # an item that is its own replacement (texts' i.i.d. replacement) trains its reserve window at every visit
+        fixed = items["replacement_window"].to_numpy(np.int64)[frame["item_index"].to_numpy()[rows]]
+        frame.loc[rows[fixed >= 0], "reserve_seq"] = fixed[fixed >= 0]
+        rows = rows[fixed < 0]
         # a fresh reserve window per removed visit: replacements are i.i.d. with training data and trained once
         windows = reserve.take("removal replacement", len(rows), rng, experiment=str(experiment), global_seq=frame["global_seq"].to_numpy()[rows])
         frame.loc[rows, "reserve_seq"] = windows
