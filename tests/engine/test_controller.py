@@ -210,3 +210,18 @@ def test_report_shows_trajectories_and_the_tokens_the_controller_used(tmp_path, 
     assert row["tokens_used"] == applied["n_tokens"].sum() > 0  # every insert of this plan is a controller fill
     assert row["share_of_run"] == pytest.approx(row["tokens_used"] / plan.meta["geometry"]["total_tokens"])
     assert row["payloads_filled"] == len(applied)
+
+
+def test_two_processes_evaluate_decide_and_fill_as_one(tmp_path, knowledge_plan, knowledge_run):
+    run = tmp_path / "run"
+    result = run_engine(knowledge_plan, "--out", run, "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    two, one = controller_log(run), controller_log(knowledge_run)
+    pd.testing.assert_frame_equal(two.drop(columns="probe_value"), one.drop(columns="probe_value"))
+    assert two["probe_value"].to_numpy() == pytest.approx(one["probe_value"].to_numpy(), rel=1e-4)
+    applied_two, applied_one = pd.read_parquet(run / "applied.parquet"), pd.read_parquet(knowledge_run / "applied.parquet")
+    pd.testing.assert_frame_equal(applied_two.drop(columns="rank"), applied_one.drop(columns="rank"))
+    assert set(applied_two["rank"]) == {0, 1}  # both ranks trained fills of their halves of the batches
+    inloop = RunDir.open(run).inloop_scores()
+    assert sorted(inloop["step"].unique()) == list(range(0, 41, 5))  # rank 0 wrote every evaluation once
+    assert not inloop.duplicated(["item_index", "probe", "step"]).any()
