@@ -46,6 +46,7 @@ from designkit.analysis.estimator import (
     estimator_for,
     register_estimator,
 )
+from designkit.analysis.forgetting import ForgettingCurve
 from designkit.analysis.ks_normal import KsNormal
 from designkit.analysis.membership import Auc, Exposure, TprAtFpr
 from designkit.analysis.watermark_stats import WatermarkCalibration, WatermarkItemP, WatermarkShift, WatermarkTpr
@@ -80,6 +81,7 @@ __all__ = [
     "EstimationTask",
     "Estimator",
     "ExperimentSpec",
+    "ForgettingCurve",
     "KsNormal",
     "WatermarkCalibration",
     "WatermarkItemP",

@@ -8,6 +8,7 @@ installed packages declare under the ``designkit.kinds`` entry-point group, and 
 from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
 from designkit.kinds.canary import Canary
 from designkit.kinds.contamination import Contamination
+from designkit.kinds.forgetting import Forgetting
 from designkit.kinds.knowledge import Knowledge
 from designkit.kinds.texts import Texts
 from designkit.kinds.verbatim import Verbatim
@@ -15,7 +16,7 @@ from designkit.kinds.watermark import Watermark
 from designkit.registry import Registry
 
 KINDS: Registry[type[ExperimentKind]] = Registry("designkit.kinds", "experiment kind", base=ExperimentKind)
-for _kind in (Contamination, Canary, Texts, Verbatim, Watermark, Knowledge):
+for _kind in (Contamination, Canary, Texts, Verbatim, Watermark, Knowledge, Forgetting):
     KINDS.register(_kind)
 
 __all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec"]

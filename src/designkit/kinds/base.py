@@ -63,7 +63,10 @@ class Item:
     replacement_window: int | None = None
     """``remove`` items only: the reserve window (taken with ``PlanContext.take_reserve_windows``)
     that replaces every sequence the item's windows are read in, instead of a fresh one per
-    visit (the texts kind's i.i.d. replacement: the reserve document is the item)."""
+    visit (the texts kind's i.i.d. replacement: the reserve document is the item). Without
+    corpus windows the item is that reserve window itself: treated, it replaces exactly the
+    global sequences in ``positions`` (one visit each, e.g. a whole batch at a chosen step, FC);
+    control, it is never trained."""
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,6 +88,11 @@ class PlanContext:
         """The experiment whose items are being made (set by the planner; names reserve uses)."""
         self.base_dir: Path | None = None
         """The design file's directory (set by the planner): paths in ``items.generate`` are relative to it."""
+        self.global_batch = 0
+        self.steps = 0
+        """The run's geometry (set by the planner): sequences per optimizer step, and steps."""
+        self.arms: dict[str, tuple[int, tuple[float, float]]] = {}
+        """The experiment's arms (set by the planner): name → (dose, window as fractions of the run)."""
 
     def sample_run_windows(self, n: int, rng: np.random.Generator) -> list[int]:
         """``n`` distinct training-region windows that the run reads at least once and that no

@@ -117,6 +117,8 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
         raise InputError(design_file, f"{at}.kind", f"expected a kind whose edit is one of {', '.join(plan_types.EDIT_KINDS)}, {spec.kind!r} declares {kind.edit!r}")
     context.experiment = spec.name
     context.base_dir = design_file.parent
+    context.global_batch, context.steps = design.run.global_batch, design.run.steps
+    context.arms = {name: (arm.dose, tuple(arm.window or spec.window)) for name, arm in spec.arms.items()}
     try:
         if spec.items.generate is not None:
             options = schema.from_dict(kind.GenerateParams, spec.items.generate, design_file, f"{at}.items.generate")
@@ -159,7 +161,11 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
 
 def _check_edits(kind, spec: ExperimentSpec, items: list[Item], design_file: Path, at: str) -> None:
     """A kind's edit declaration is usable: window items for whole-sequence kinds, a noise std for noise."""
-    if kind.edit != "insert":
+    # remove items that are their own reserve window and name their sequences (FC batches)
+    replacing = [item for item in items if item.replacement_window is not None and not _item_windows(item)]
+    if replacing and (kind.edit != "remove" or len(replacing) != len(items)):
+        raise InputError(design_file, f"{at}.kind", f"expected kind {spec.kind!r} to give every item corpus windows, or every item a replacement_window (edit remove)")
+    if kind.edit != "insert" and not replacing:
         lacking = next((item.source_id for item in items if not _item_windows(item)), None)
         if lacking is not None:
             raise InputError(design_file, f"{at}.kind", f"expected kind {spec.kind!r} (edit {kind.edit}) to give every item a corpus_window or corpus_windows, item {lacking!r} has none")
@@ -669,9 +675,13 @@ def _place_whole_sequences(
     items: pd.DataFrame, design: Design, n_sequences: int, order: BaseOrder, reserve: ReserveAllocator
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Remove and noise edits (placed first), and every sequence insertions must avoid."""
-    whole = items[items["edit"] != "insert"]
+    replacing = ((items["edit"] == "remove").to_numpy() & (items["replacement_window"].to_numpy(np.int64) >= 0)
+                 & np.array([len(w) == 0 for w in items["corpus_windows"]], dtype=bool))
+    whole = items[(items["edit"] != "insert").to_numpy() & ~replacing]
     columns = {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "item_index": np.int32, "repetition": np.int32}
     empty = pd.DataFrame({c: np.zeros(0, dtype=t) for c, t in columns.items()})
+    if replacing.any():
+        return _place_reserve_items(items, replacing, whole, design, n_sequences, order, reserve)
     if whole.empty:
         empty["edit"], empty["reserve_seq"] = _edit_column(np.zeros(0, dtype=np.int8)), np.zeros(0, np.int64)
         _noise_columns(empty, items)
@@ -704,6 +714,41 @@ def _place_whole_sequences(
         frame.loc[rows, "reserve_seq"] = windows
     _noise_columns(frame, items)
     return frame, blocked
+
+
+def _place_reserve_items(
+    items: pd.DataFrame, replacing: np.ndarray, whole: pd.DataFrame, design: Design, n_sequences: int, order: BaseOrder, reserve: ReserveAllocator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Reserve-window items (``Item.replacement_window``, no corpus windows): a treated one replaces exactly the global
+    sequences in its ``positions`` with its own reserve window (e.g. a whole batch, FC);
+    then the corpus-window edits of the other items, which must not touch those sequences."""
+    rest = items.copy()
+    rest.loc[replacing, "edit"] = "insert"  # hidden from the corpus-window placement below
+    rest.loc[replacing, "inserted"] = False
+    frame, blocked = _place_whole_sequences(rest, design, n_sequences, order, reserve)
+    treated = items[replacing & items["inserted"].to_numpy(bool)]
+    counts = np.array([0 if p is None else len(p) for p in treated["positions"]], dtype=np.int64)
+    seqs = np.fromiter((g for p in treated["positions"] if p is not None for g in p), dtype=np.int64, count=int(counts.sum()))
+    if (counts == 0).any():
+        raise InputError(None, f"items {treated['item_id'].iloc[int(np.argmax(counts == 0))]}.positions", "expected a treated reserve-window item to name the global sequences it replaces")
+    if ((seqs < 0) | (seqs >= n_sequences)).any() or len(np.unique(seqs)) != len(seqs) or np.isin(seqs, blocked).any():
+        raise InputError(None, "positions", f"expected distinct global sequences in [0, {n_sequences}) that no other whole-sequence edit uses")
+    rows = np.repeat(np.arange(len(treated)), counts)
+    repetition = np.concatenate([np.arange(c) for c in counts]).astype(np.int32) if len(counts) else np.zeros(0, np.int32)
+    replaced = pd.DataFrame({
+        "global_seq": seqs,
+        "offset": np.zeros(len(seqs), np.int32),
+        "n_tokens": np.full(len(seqs), design.run.seq_len + 1, np.int32),
+        "item_index": treated["item_index"].to_numpy(np.int32)[rows],
+        "repetition": repetition,
+    })
+    replaced["edit"] = _edit_column(np.full(len(seqs), list(plan_types.EDIT_KINDS).index("remove"), dtype=np.int8))
+    replaced["reserve_seq"] = treated["replacement_window"].to_numpy(np.int64)[rows]
+    _noise_columns(replaced, items)
+    reserve.record_replacements(replaced["reserve_seq"].to_numpy(), seqs)
+    frame = pd.concat([frame, replaced[frame.columns]], ignore_index=True) if len(frame) else replaced
+    frame = frame.sort_values("global_seq", kind="stable").reset_index(drop=True)
+    return frame, np.union1d(blocked, seqs)
 
 
 def _merge_placements(whole: pd.DataFrame, insertions: pd.DataFrame, seq_len: int) -> pd.DataFrame:

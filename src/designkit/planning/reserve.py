@@ -74,6 +74,14 @@ class ReserveAllocator:
         )
         return chosen.astype(np.int64)
 
+    def record_replacements(self, windows: np.ndarray, global_seq: np.ndarray) -> None:
+        """Name the run sequence each of ``windows`` (already taken) replaces, in the table."""
+        where = dict(zip(np.asarray(windows, dtype=np.int64).tolist(), np.asarray(global_seq, dtype=np.int64).tolist()))
+        for frame in self._rows:
+            hit = frame["reserve_seq"].isin(list(where))
+            if hit.any():
+                frame.loc[hit, "global_seq"] = frame.loc[hit, "reserve_seq"].map(where).to_numpy(np.int64)
+
     def table(self) -> pd.DataFrame:
         """Every window handed out, by reserve window index (``reserved.parquet``'s rows)."""
         if not self._rows:

@@ -1,6 +1,6 @@
 """Probe types: how a checkpoint scores an item. See ``base.Probe`` for the contract.
 
-``PROBES`` is the probe types' registry (``designkit.registry``): the five built-ins below,
+``PROBES`` is the probe types' registry (``designkit.registry``): the six built-ins below,
 probe types that installed packages declare under the ``designkit.probes`` entry-point
 group, and any ``module:attr`` import path a plan names as a probe ``type``. Declaring a
 probe type needs no torch; the engine (``engine.probes``) runs the model computations.
@@ -35,13 +35,14 @@ from designkit.probes.base import (
 from designkit.probes.greedy import Greedy
 from designkit.probes.logprob import LogProb
 from designkit.probes.multiple_choice import MultipleChoice
+from designkit.probes.sequence_loss import SequenceLoss
 from designkit.probes.text_loss import TextLoss
 from designkit.probes.watermark import WatermarkGradient
 from designkit.registry import Registry
 from designkit.runfile import SCORE_KEY_COLUMNS, SCORE_KEY_SCHEMA
 
 PROBES: Registry[type[Probe]] = Registry("designkit.probes", "probe type", base=Probe)
-for _probe in (LogProb, MultipleChoice, Greedy, TextLoss, WatermarkGradient):
+for _probe in (LogProb, MultipleChoice, Greedy, TextLoss, SequenceLoss, WatermarkGradient):
     PROBES.register(_probe)
 
 
