@@ -11,6 +11,7 @@ The report section lists the curve and the figure draws it, one line and CI band
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import ClassVar
 
@@ -49,11 +50,13 @@ class ForgettingCurve(Estimator):
             for arm in task.treated_arms:
                 comparison = compare_continuous(values.get(arm, np.empty(0)), control, alpha=task.options.alpha, method="welch")
                 since = steps_since_seen(int(step), replace_at[arm]) if arm in replace_at else None
+                if since is not None:
+                    comparison = dataclasses.replace(comparison, note="; ".join(filter(None, [SINCE_NOTE.format(since), comparison.note])))
                 effects.append(Effect.from_comparison(
                     comparison, experiment=spec.name, outcome=outcome.name, outcome_type=outcome.type, arm=arm,
                     control_arm=spec.control_arm, dose=task.arm_doses[arm], step=int(step), primary=outcome.primary,
                     family=CONFIRMATORY if outcome.primary and int(step) == task.final_step else EXPLORATORY,
-                    estimator=self.name, note="" if since is None else SINCE_NOTE.format(since),
+                    estimator=self.name,
                 ))
         return effects
 
