@@ -158,10 +158,10 @@ def docs_tables(probe_types: Iterable[type[Probe]] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-BUILTIN_PROBES = ("logprob", "multiple_choice", "greedy", "text_loss", "watermark_gradient")
+BUILTIN_PROBES = ("logprob", "multiple_choice", "greedy", "text_loss", "sequence_loss", "watermark_gradient")
 
 __all__ = [
     "BUILTIN_PROBES", "PROBES", "Column", "Greedy", "GreedyRequest", "ItemField", "LogProb", "MultipleChoice", "PlanProbes",
-    "Probe", "ProbeContext", "Request", "SpanRequest", "TextLoss", "WatermarkGradient", "check_probe_specs", "docs_tables", "make_probe",
+    "Probe", "ProbeContext", "Request", "SequenceLoss", "SpanRequest", "TextLoss", "WatermarkGradient", "check_probe_specs", "docs_tables", "make_probe",
     "plan_probes", "scores_schema",
 ]
