@@ -109,10 +109,32 @@ def _order_by(major: np.ndarray, minor: np.ndarray, minor_bound: int) -> np.ndar
     return _sort_order([(major, int(major.max()) + 1), (minor, minor_bound)])
 
 
-def _random_order_within(seq: np.ndarray, seq_bound: int, rng) -> np.ndarray:
-    """Sort by sequence, in uniformly random order inside each sequence (shuffle, then a stable sort)."""
-    shuffle = rng.permutation(len(seq))
-    return shuffle[_sort_order([(seq[shuffle], seq_bound)])]
+KEY_BOUND = 1 << 20  # random sort keys inside a sequence are drawn from [0, KEY_BOUND)
+KEY_CHUNK = 1 << 22  # rows of keys drawn at a time
+
+
+def _random_keys(rows: np.ndarray, n: int, rng) -> np.ndarray:
+    """The random keys ``rng.integers(0, KEY_BOUND, n)`` of ``rows`` (ascending row numbers).
+
+    Every row's key is drawn, so the generator moves exactly as with one draw for all ``n``
+    rows (the planner's output, pinned by a test, depends on it), but only ``rows``' keys are
+    kept. Drawn in chunks as int32: numpy yields the same values, and leaves the generator in
+    the same state, as one int64 draw of ``n``.
+    """
+    keys = np.empty(len(rows), dtype=np.int32)
+    for start in range(0, n, KEY_CHUNK):
+        stop = min(n, start + KEY_CHUNK)
+        drawn = rng.integers(0, KEY_BOUND, stop - start, dtype=np.int32)
+        first, last = np.searchsorted(rows, (start, stop))
+        keys[first:last] = drawn[rows[first:last] - start]
+    return keys
+
+
+def _random_order_within(seq: np.ndarray, rows: np.ndarray, seq_bound: int, rng) -> np.ndarray:
+    """``rows`` sorted by sequence, in random order inside each sequence: a stable sort by
+    (sequence, random key), with a key drawn for every one of ``len(seq)`` rows."""
+    keys = _random_keys(rows, len(seq), rng)
+    return rows[_sort_order([(seq[rows], seq_bound), (keys, KEY_BOUND)])]
 
 
 def _sharing(seq: np.ndarray) -> np.ndarray:
@@ -146,8 +168,7 @@ def _overflowing(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_bound
     """
     redraw = np.isin(seq, blocked) if len(blocked) else np.zeros(len(seq), dtype=bool)
     shared = _sharing(seq)
-    rows = np.flatnonzero(shared)
-    order = rows[_random_order_within(seq[rows], seq_bound, rng)]
+    order = _random_order_within(seq, np.flatnonzero(shared), seq_bound, rng)
     redraw[order[_loads_within(seq[order], footprint[order]) > seq_len]] = True
     return redraw, shared
 
@@ -158,12 +179,18 @@ def _pack_offsets(seq: np.ndarray, footprint: np.ndarray, seq_len: int, seq_boun
     Inside a sequence the placements come in random order with random gaps between them: the
     sorted uniform gap points in ``[0, free]`` give a uniform random composition of the free space.
     """
-    gap_draw = rng.random(len(seq))
+    n = len(seq)
+    order = _random_order_within(seq, np.flatnonzero(shared), seq_bound, rng)
+    # the k-th gap draw belongs to the k-th row in (sequence, random key) order over all rows:
+    # rows alone in their sequence keep their place in sequence order, shared ones follow ``order``
+    by_position = _sort_order([(seq, seq_bound)])
+    by_position[shared[by_position]] = order
+    gap_draw = np.empty(n)
+    gap_draw[by_position] = rng.random(n)
+    del by_position
     offsets = np.floor(gap_draw * (seq_len - footprint + 1)).astype(np.int32)  # a placement alone: one gap before it
-    rows = np.flatnonzero(shared)
-    if len(rows) == 0:
+    if len(order) == 0:
         return offsets
-    order = rows[_random_order_within(seq[rows], seq_bound, rng)]
     seq_o = seq[order]
     fp_o = footprint[order].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, seq_o[1:] != seq_o[:-1]])
