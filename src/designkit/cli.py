@@ -140,7 +140,8 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         from engine.score import score_run
 
         score_run(args.run, device=args.device, show_progress=not args.quiet)
-    report = analyze_run(args.run, args.out, force=args.force, allow_applied_mismatch=args.allow_applied_mismatch)
+    report = analyze_run(args.run, args.out, force=args.force, allow_applied_mismatch=args.allow_applied_mismatch,
+                         baseline_run=args.baseline_run)
     print(report.console_summary())
 
 
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a non-empty report directory")
     p.add_argument("--no-score", action="store_true", help="use existing scores only")
     p.add_argument("--allow-applied-mismatch", action="store_true", help="report even if the applied log disagrees with the plan (debugging)")
+    p.add_argument("--baseline-run", type=Path, default=None, metavar="RUN0",
+                   help="a trained run with the same seed and no experiments: its training loss is shown beside this run's")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)

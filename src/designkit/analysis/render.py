@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from designkit.analysis.over_training import WINDOW_CONTRAST
+from designkit.analysis.overview import loss_comparison, overview_frame
 from designkit.analysis.results import RunResults
 
 RESULTS_FORMAT = "designkit-report/1"
-RESULTS_KEYS = ("format", "identity", "settings", "experiments", "verdicts", "effects", "contrasts", "dose_response",
-                "power", "equivalence", "arm_means", "sections", "red_flags", "figures", "files")
+RESULTS_KEYS = ("format", "identity", "settings", "overview", "baseline_loss", "experiments", "verdicts", "effects", "contrasts",
+                "dose_response", "power", "equivalence", "arm_means", "sections", "red_flags", "figures", "files")
 REPORT_FILES = ("results.json", "effects.parquet", "report.md", "report.html")
 P_COLUMNS = ("p", "p_adj", "p_tost")
 
@@ -128,6 +129,36 @@ def confirmatory_table(results: RunResults) -> TableView:
     ])
 
 
+def overview_table(results: RunResults) -> TableView:
+    """Every experiment on one screen: primary effect (largest-dose arm), CI, verdict, share of the run."""
+    frame = overview_frame(results)
+
+    def binary(row: Mapping[str, Any]) -> bool:
+        return row["outcome_type"] == "binary"
+
+    columns = [
+        "experiment", "kind", "outcome", "arm",
+        Column("primary effect", "estimate", lambda v, r: format_effect(v, binary(r))),
+        Column(results.options.ci_label, "ci_low", lambda v, r: format_ci(v, r["ci_high"], binary(r))),
+        "p_adj", "verdict",
+        Column("share of run (tokens)", "share_of_run", lambda v, r: f"{100 * v:.3f}%"),
+    ]
+    if frame["sequence_share"].gt(0).any():
+        columns.append(Column("sequences edited", "sequence_share", lambda v, r: f"{100 * v:.3f}%"))
+    return table_view(frame, columns)
+
+
+def loss_table(results: RunResults) -> TableView | None:
+    frame = loss_comparison(results)
+    if frame.empty:
+        return None
+    return table_view(frame, [
+        "measure", Column("with the experiments", "with_experiments"), Column("without (reference run)", "without_experiments"),
+        Column("difference", "difference", lambda v, r: format_effect(v, False)),
+        Column("relative", "relative", lambda v, r: "–" if math.isnan(v) else f"{100 * v:+.2f}%"),
+    ])
+
+
 EFFECT_COLUMNS = ("experiment", "outcome", "arm", "control_arm", "dose", "step", "estimate", "ci_low", "ci_high",
                   "p", "p_adj", "family", "effect_size", "effect_size_name", "n_treated", "n_control", "estimator", "note")
 DOSE_COLUMNS = ("experiment", "outcome", "model", "term", "estimate", "ci_low", "ci_high", "p", "glm_family", "n_obs", "note")
@@ -193,6 +224,9 @@ def results_document(results: RunResults, figures: Sequence[Any]) -> dict[str, A
         "format": RESULTS_FORMAT,
         "identity": results.identity,
         "settings": {**dataclasses.asdict(results.options), "checkpoint_steps": results.checkpoint_steps},
+        "overview": _records(overview_frame(results)),
+        "baseline_loss": {"reference": results.baseline_identity, "rows": _records(loss_comparison(results))}
+        if results.baseline_identity is not None else None,
         "experiments": [{**info, "summary": results.paragraphs.get(info["name"], "")} for info in results.experiments],
         "verdicts": _records(results.verdicts),
         "effects": _records(effects[comparison != WINDOW_CONTRAST] if len(effects) else effects),
@@ -246,5 +280,6 @@ def render(template: str, results: RunResults, figures: Sequence[Any]) -> str:
     return _ENVIRONMENT.get_template(template).render(
         results=results, name=results.identity.get("plan_name"), red_flags=results.red_flags,
         confirmatory=confirmatory_table(results), sections=table_sections(results), identity=identity_table(results),
-        figures=by_experiment, paragraphs=results.paragraphs,
+        figures=by_experiment, paragraphs=results.paragraphs, overview=overview_table(results), loss=loss_table(results),
+        reference=results.baseline_identity,
     )

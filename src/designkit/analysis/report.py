@@ -49,15 +49,16 @@ class Report:
 
 
 def analyze_run(run_dir: str | Path, out: str | Path, *, force: bool = False,
-                allow_applied_mismatch: bool = False) -> Report:
+                allow_applied_mismatch: bool = False, baseline_run: str | Path | None = None) -> Report:
     """Analyze the scored run at `run_dir` into the report directory `out`.
 
-    `force` replaces an existing report dir (one holding results.json). Bad input raises
+    `force` replaces an existing report dir (one holding results.json); `baseline_run` is a
+    reference run with the same seed and no experiments, whose loss the overview shows. Bad input raises
     `InputError` before anything is written (see `results.load` for the run's refusals).
     """
     out, run_dir = Path(out), Path(run_dir)
     replace = check_report_dir(out, force, run_dir)
-    results = load(run_dir, allow_applied_mismatch=allow_applied_mismatch)
+    results = load(run_dir, allow_applied_mismatch=allow_applied_mismatch, baseline_run=baseline_run)
     return write_report(results, out, replace=replace)
 
 

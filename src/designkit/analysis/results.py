@@ -135,6 +135,11 @@ class RunResults:
     """Report sections added by estimators."""
     figures: list = field(default_factory=list, repr=False)
     """Figures drawn from the run beyond the checkpoint scores (``figures.FigureFile``: controller trajectories)."""
+    budget: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The plan's token budget: injected and edited shares of the run, and a row per experiment and arm."""
+    baseline_metrics: pd.DataFrame | None = field(default=None, repr=False)
+    """metrics.csv of a reference run with the same seed and no experiments (``--baseline-run``), if given."""
+    baseline_identity: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def confirmatory(self) -> pd.DataFrame:
@@ -203,7 +208,7 @@ class RunResults:
         return figures.loss_figure(self.metrics, self.checkpoint_steps)
 
 
-def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunResults:
+def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False, baseline_run: str | Path | None = None) -> RunResults:
     """Check the scored run at `run_dir` against its plan and estimate everything.
 
     Refusals are `InputError`s: a run whose plan hash differs from its plan's (or whose
@@ -213,10 +218,17 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunRes
     already stops a run whose log disagrees, so a disagreement here means an engine bug
     or an edited run: the treatment the items received is unknown.
     `allow_applied_mismatch=True` goes on anyway, for debugging, with the disagreement as
-    the first red flag.
+    the first red flag. `baseline_run` is a reference run with the same seed and no
+    experiments (``designkit.analysis.baseline_run``), whose training loss the report shows
+    beside this run's.
     """
     run = RunDir.open(run_dir)
     plan = run.plan()
+    baseline = None
+    if baseline_run is not None:
+        from designkit.analysis.baseline_run import load_reference_metrics
+
+        baseline = load_reference_metrics(baseline_run, plan.meta)
     options = AnalysisOptions.from_plan(plan.meta)
     check_estimators(plan.experiment_specs, options, plan.path / "plan.json")
     steps = [int(s) for s in plan.meta["training"]["checkpoint_steps"]]
@@ -241,6 +253,8 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False) -> RunRes
         usage = controlled.controller_usage(results.specs, items, run.applied(), plan.reserved(), log, plan.meta["geometry"]["total_tokens"])
         results.sections.extend(controlled.usage_section(usage))
         results.figures.extend(controlled.trajectory_figures(results.specs, items, run.inloop_scores(), log))
+    if baseline is not None:
+        results = dataclasses.replace(results, baseline_metrics=baseline[0], baseline_identity=baseline[1])
     return results
 
 
@@ -264,7 +278,7 @@ def compute(plan_meta: Mapping[str, Any], items: pd.DataFrame, scores: pd.DataFr
         effects=effects, arm_means=arm_means_table(frame, specs, options.alpha),
         dose_response=DoseResponse.fit(frame, multi_dose, alpha=options.alpha), power=power,
         equivalence=equivalence, verdicts=verdicts, metrics=metrics, checkpoint_steps=list(checkpoint_steps),
-        applied=applied, frame=frame, sections=_sections(effects, specs, options),
+        applied=applied, frame=frame, sections=_sections(effects, specs, options), budget=dict(plan_meta.get("budget") or {}),
     )
 
 
