@@ -203,6 +203,7 @@ def test_report_shows_trajectories_and_the_tokens_the_controller_used(tmp_path, 
     score_run(knowledge_run, device="cpu", show_progress=False)
     analyze_run(knowledge_run, tmp_path / "report")
     assert (tmp_path / "report" / "controller_trajectories_facts.png").stat().st_size > 1000
+    assert "as often as the dose controller decided" in (tmp_path / "report" / "report.md").read_text()  # not "once"
     document = json.loads((tmp_path / "report" / "results.json").read_text())
     (section,) = [s for s in document["sections"] if s["title"].startswith("Run-time dose control")]
     (row,) = section["rows"]

@@ -82,6 +82,7 @@ class KnowledgeGenerate:
 class Knowledge(ExperimentKind):
     name = "knowledge"
     item_noun = ("fact", "facts")
+    treatment = "Inserting each {item}'s paraphrases as often as the dose controller decided (Algorithm 1)"
     Params = KnowledgeParams
     GenerateParams = KnowledgeGenerate
 
