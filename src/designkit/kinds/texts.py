@@ -28,7 +28,8 @@ reads otherwise, so treated and control documents differ only in being trained:
   windows of the run; the edit is ``remove``: every sequence of a treated item's windows is
   replaced by the item's reserve document, which is so trained in place of base sequences
   (as often as the run reads those windows), without changing the number of tokens trained.
-  A control item's windows are trained unchanged and its reserve document never.
+  A control item's windows are trained unchanged and its reserve document never. The probes
+  score the document's first ``seq_len - 1`` tokens (after an EOS, within a model's context).
 
 **Parameters** (``params``): ``key``, ``split``, ``chunk_tokens``, ``replace``, ``prefix_tokens``
 (16) and ``continuation_tokens`` (32) for the verbatim-continuation probe, ``min_k`` (0.2).
@@ -193,7 +194,8 @@ class Texts(ExperimentKind):
             item = Item(source_id=f"{i:06d}", payload_tokens=tokens, replacement_window=window,
                         corpus_windows=base[i * options.copies : (i + 1) * options.copies],
                         meta={"reserve_offset": window * width, "copies": options.copies})
-            items.append(self._split(item, tokens))
+            # scored after an EOS, the probe holds the window's first seq_len - 1 tokens (a model's context)
+            items.append(self._split(item, tokens[: width - 2]))
         return items
 
     def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
