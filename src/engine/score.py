@@ -52,7 +52,17 @@ def plan_probes(plan: Plan) -> PlanProbes:
             stream = InjectingStream.from_plan(plan)
         return stream.sequences(global_seq, global_seq + 1)[0][0]
 
-    context = ProbeContext(int(plan.meta["corpus"]["eos_id"]), sequence)
+    tokenizer = None
+
+    def decode(tokens) -> str:
+        nonlocal tokenizer
+        if tokenizer is None:
+            from designkit.data.tokenizer import TextTokenizer
+
+            tokenizer = TextTokenizer(plan.tokenizer_dir)
+        return tokenizer.decode(tokens)
+
+    context = ProbeContext(int(plan.meta["corpus"]["eos_id"]), sequence, decode)
     return resolve_plan_probes(plan.experiment_specs, plan.items(), context, file=plan.path / PLAN_FILE)
 
 

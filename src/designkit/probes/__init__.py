@@ -32,6 +32,7 @@ from designkit.probes.base import (
     SpanRequest,
     is_missing,
 )
+from designkit.probes.answer import Answer
 from designkit.probes.greedy import Greedy
 from designkit.probes.logprob import LogProb
 from designkit.probes.multiple_choice import MultipleChoice
@@ -42,7 +43,7 @@ from designkit.registry import Registry
 from designkit.runfile import SCORE_KEY_COLUMNS, SCORE_KEY_SCHEMA
 
 PROBES: Registry[type[Probe]] = Registry("designkit.probes", "probe type", base=Probe)
-for _probe in (LogProb, MultipleChoice, Greedy, TextLoss, SequenceLoss, WatermarkGradient):
+for _probe in (LogProb, MultipleChoice, Greedy, TextLoss, SequenceLoss, WatermarkGradient, Answer):
     PROBES.register(_probe)
 
 
@@ -158,10 +159,10 @@ def docs_tables(probe_types: Iterable[type[Probe]] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-BUILTIN_PROBES = ("logprob", "multiple_choice", "greedy", "text_loss", "sequence_loss", "watermark_gradient")
+BUILTIN_PROBES = ("logprob", "multiple_choice", "greedy", "text_loss", "sequence_loss", "watermark_gradient", "answer")
 
 __all__ = [
-    "BUILTIN_PROBES", "PROBES", "Column", "Greedy", "GreedyRequest", "ItemField", "LogProb", "MultipleChoice", "PlanProbes",
+    "BUILTIN_PROBES", "PROBES", "Answer", "Column", "Greedy", "GreedyRequest", "ItemField", "LogProb", "MultipleChoice", "PlanProbes",
     "Probe", "ProbeContext", "Request", "SequenceLoss", "SpanRequest", "TextLoss", "WatermarkGradient", "check_probe_specs", "docs_tables", "make_probe",
     "plan_probes", "scores_schema",
 ]

@@ -115,9 +115,17 @@ class GreedyRequest(Request):
 class ProbeContext:
     """What a probe's ``read`` may use besides the item's own fields."""
 
-    def __init__(self, eos_id: int, sequence: Callable[[int], np.ndarray] | None = None):
+    def __init__(self, eos_id: int, sequence: Callable[[int], np.ndarray] | None = None,
+                 decode: Callable[[Sequence[int]], str] | None = None):  # fmt: skip
         self.eos_id = int(eos_id)
         self._sequence = sequence
+        self._decode = decode
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """The text of ``tokens`` under the plan's tokenizer (probes that read generated text)."""
+        if self._decode is None:
+            raise ValueError("this probe context has no tokenizer to decode tokens with")
+        return self._decode([int(t) for t in tokens])
 
     def sequence(self, global_seq: int) -> np.ndarray:
         """The ``seq_len + 1`` tokens global sequence ``global_seq`` was trained on, edits applied."""
