@@ -7,7 +7,7 @@ from pathlib import Path
 from tiny_designs import TINY_MODEL
 
 
-def forgetting_design(corpus: Path, *, steps: int, replace_at: dict[str, int], batches: int = 1, checkpoints=None, **training) -> dict:
+def forgetting_design(corpus: Path, *, steps: int, replace_at: dict[str, int], batches: int = 1, checkpoints=None, inloop_every=None, **training) -> dict:
     share = 1 / (len(replace_at) + 1)  # equal shares: every arm holds batches × global_batch windows
     arms = {"control": {"dose": 0, "share": share}} | {arm: {"dose": 1, "share": share} for arm in replace_at}
     return {
@@ -31,7 +31,7 @@ def forgetting_design(corpus: Path, *, steps: int, replace_at: dict[str, int], b
                 "kind": "forgetting",
                 "items": {"generate": {}},
                 "arms": arms,
-                "params": {"replace_at": dict(replace_at), "batches": batches},
+                "params": {"replace_at": dict(replace_at), "batches": batches, "inloop_every": inloop_every},
             }
         ],
     }

@@ -169,6 +169,9 @@ class ExperimentSpec:
     inloop_every: int | None = None
     """Steps between in-loop evaluations of the experiment's probes on the model being trained
     (``scores/inloop.parquet``); None: checkpoints only."""
+    inloop_steps: tuple[int, ...] = ()
+    """Further steps at which the experiment's probes are evaluated in the loop (e.g. densely
+    right after a forgetting batch was trained); empty: only every ``inloop_every``."""
     controller: Mapping[str, Any] | None = None
     """A run-time dose controller (``designkit.controllers.ControllerSpec`` as JSON), or None."""
 
@@ -206,6 +209,7 @@ class ExperimentSpec:
             "probes": [p.to_json() for p in self.probes],
             "outcomes": [o.to_json() for o in self.outcomes],
             **({"inloop_every": self.inloop_every} if self.inloop_every else {}),
+            **({"inloop_steps": list(self.inloop_steps)} if self.inloop_steps else {}),
             **({"controller": dict(self.controller)} if self.controller else {}),
         }
 
@@ -223,6 +227,7 @@ class ExperimentSpec:
             params=dict(entry.get("params") or {}),
             probes=tuple(ProbeSpec.from_json(p) for p in entry.get("probes", [])),
             inloop_every=int(entry["inloop_every"]) if entry.get("inloop_every") else None,
+            inloop_steps=tuple(int(s) for s in entry.get("inloop_steps") or ()),
             controller=dict(entry["controller"]) if entry.get("controller") else None,
         )
 

@@ -32,9 +32,11 @@ from engine.score import _score_rows, pair_blocks, score_block_rows, scores_fram
 class InloopEvaluator:
     """The plan's in-loop probes; ``evaluate`` scores the experiments due at a step."""
 
-    def __init__(self, probes: PlanProbes, every: dict[str, list[int]], eos_id: int, run_dir: Path, *, write: bool, resume_step: int):
+    def __init__(self, probes: PlanProbes, every: dict[str, list[int]], eos_id: int, run_dir: Path, *, write: bool, resume_step: int,
+                 steps: dict[str, set[int]] | None = None):
         self.probes = probes
         self.every = every  # experiment → the step periods it is evaluated at
+        self.steps = steps or {}  # experiment → further single steps it is evaluated at
         self.eos_id = eos_id
         self.file = inloop_file(run_dir)
         self.write = write
@@ -54,15 +56,18 @@ class InloopEvaluator:
                 periods.append(ControllerSpec.from_json(spec.controller).every)
             if periods:
                 every[spec.name] = sorted(set(periods))
-        if not every:
+        steps = {spec.name: set(spec.inloop_steps) for spec in plan.experiment_specs if spec.inloop_steps}
+        if not every and not steps:
             return None
-        specs = [s for s in plan.experiment_specs if s.name in every]
+        specs = [s for s in plan.experiment_specs if s.name in every or s.name in steps]
         eos_id = int(plan.meta["corpus"]["eos_id"])
         probes = resolve_plan_probes(specs, plan.items(), ProbeContext(eos_id, sequence), file=plan.path / "plan.json")
-        return cls(probes, every, eos_id, run_dir, write=write, resume_step=resume_step)
+        return cls(probes, every, eos_id, run_dir, write=write, resume_step=resume_step, steps=steps)
 
     def due(self, step: int) -> list[str]:
-        return [name for name, periods in self.every.items() if any(step % p == 0 for p in periods)]
+        names = {name for name, periods in self.every.items() if any(step % p == 0 for p in periods)}
+        names |= {name for name, steps in self.steps.items() if step in steps}
+        return sorted(names)
 
     def evaluate(self, model, step: int, device: torch.device) -> pd.DataFrame | None:
         """The rows of the experiments due at ``step`` (None if none is due); rank 0 writes them."""

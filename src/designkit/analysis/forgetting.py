@@ -66,18 +66,18 @@ class ForgettingCurve(Estimator):
         since = effects["note"].astype(str).str.extract(_SINCE, expand=False).astype(float)
         return effects.assign(steps_since_seen=since)
 
-    def sections(self, effects: pd.DataFrame, options: AnalysisOptions) -> list[ReportSection]:
+    def sections(self, effects: pd.DataFrame, options: AnalysisOptions, *, source: str = "checkpoints") -> list[ReportSection]:
         curve = self.curve(effects).sort_values(["experiment", "arm", "step"])
         table = curve[["experiment", "arm", "step", "steps_since_seen", "n_treated", "n_control", "estimate", "ci_low", "ci_high", "p"]]
         return [ReportSection(
-            title="Forgetting curves (loss of batches trained once, minus never-trained controls)",
+            title=f"Forgetting curves at {source} (loss of batches trained once, minus never-trained controls)",
             intro=("Each treated arm's windows replaced whole global batches and were trained exactly once. A row is the "
                    "treated minus control mean loss at one scored step, with its Welch CI; steps since seen < 0 are "
                    "placebo checks before the replacement (expected 0). A gap shrinking toward 0 is forgetting."),
             table=table.reset_index(drop=True),
         )]
 
-    def figures(self, effects: pd.DataFrame, frame: pd.DataFrame, options: AnalysisOptions) -> list:
+    def figures(self, effects: pd.DataFrame, frame: pd.DataFrame, options: AnalysisOptions, *, source: str = "checkpoints") -> list:
         from designkit.analysis.figures import ARM_COLORS, FigureFile, new_figure, png_bytes
 
         out = []
@@ -96,8 +96,28 @@ class ForgettingCurve(Estimator):
             ax.set_ylabel("loss gap (treated - control)")
             ax.legend(fontsize=7, frameon=False)
             ax.grid(alpha=0.3)
-            out.append(FigureFile(f"forgetting_{experiment}.png", f"{experiment}: forgetting curves",
+            suffix = "" if source == "checkpoints" else "_inloop"
+            out.append(FigureFile(f"forgetting_{experiment}{suffix}.png", f"{experiment}: forgetting curves ({source})",
                                   f"Mean loss of the batches trained once minus the never-trained control windows, "
                                   f"with {options.ci_label} CIs, against the steps since each arm's batch was trained.",
                                   png_bytes(fig), str(experiment)))
         return out
+
+
+def inloop_curve(specs, items: pd.DataFrame, inloop: pd.DataFrame | None, options: AnalysisOptions) -> tuple[list[ReportSection], list]:
+    """The forgetting curves of the in-loop rows (``scores/inloop.parquet``): report sections
+    and figures only (the confirmatory test stays at the checkpoints)."""
+    from designkit.analysis.estimator import effects_table
+    from designkit.analysis.outcome_frame import long_outcome_frame
+
+    chosen = [spec for spec in specs if any(o.estimator == ForgettingCurve.name for o in spec.outcomes)]
+    if inloop is None or inloop.empty or not chosen:
+        return [], []
+    frame = long_outcome_frame(items, inloop, chosen)
+    effects = effects_table(frame, chosen, options)
+    effects = effects[effects["estimator"] == ForgettingCurve.name]
+    if effects.empty:
+        return [], []
+    estimator = ForgettingCurve()
+    return (estimator.sections(effects, options, source="in-loop evaluations"),
+            estimator.figures(effects, frame, options, source="in-loop evaluations"))

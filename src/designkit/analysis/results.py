@@ -27,7 +27,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 import designkit
-from designkit.analysis import controlled
+from designkit.analysis import controlled, forgetting
 from designkit.analysis.dose_response import DoseResponse
 from designkit.analysis.effects import CONFIRMATORY, finite_values
 from designkit.analysis.equivalence import equivalence_table
@@ -253,6 +253,10 @@ def load(run_dir: str | Path, *, allow_applied_mismatch: bool = False, baseline_
         usage = controlled.controller_usage(results.specs, items, run.applied(), plan.reserved(), log, plan.meta["geometry"]["total_tokens"])
         results.sections.extend(controlled.usage_section(usage))
         results.figures.extend(controlled.trajectory_figures(results.specs, items, run.inloop_scores(), log))
+    # forgetting curves (FC) from the in-loop rows, dense right after each replaced batch
+    sections, figures = forgetting.inloop_curve(results.specs, items, run.inloop_scores(), results.options)
+    results.sections.extend(sections)
+    results.figures.extend(figures)
     if baseline is not None:
         results = dataclasses.replace(results, baseline_metrics=baseline[0], baseline_identity=baseline[1])
     return results

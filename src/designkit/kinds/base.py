@@ -208,6 +208,11 @@ class ExperimentKind(ABC):
         (``scores/inloop.parquet``), or None for checkpoint scores only."""
         return None
 
+    def inloop_steps(self) -> Sequence[int]:
+        """Further steps (after that many optimizer steps) at which this experiment's probes
+        are evaluated in the loop, e.g. densely right after a treatment; none by default."""
+        return ()
+
     def controller(self, items: Sequence[Item]) -> ControllerSpec | None:
         """A run-time dose controller for the treated items (``designkit.controllers``), or None.
 

@@ -25,7 +25,9 @@ the matched windows that are never trained.
 **Parameters** (``params``): ``replace_at`` (arm → the 0-based optimizer step of its first
 replaced batch, e.g. ``{early: 10, middle: 50, late: 90}``; every treated arm needs one),
 ``batches`` (1, consecutive batches per treated arm), ``inloop_every`` (None: checkpoint
-scores only; k: the probe also runs every k steps in the training loop, ``scores/inloop.parquet``).
+scores only; k: the probe also runs in the training loop, ``scores/inloop.parquet``, every k
+steps and, planned automatically, every ``max(1, k // 10)`` steps for the first k steps after
+each arm's replacement, where the curve falls fastest).
 
 **Probe.** ``window`` (type ``sequence_loss``): the window's mean next-token loss exactly as
 a training step computes it (no EOS prepended), on every item at every checkpoint.
@@ -36,6 +38,8 @@ negative: the model saw the treated windows once) through ``forgetting_curve``
 the Welch difference of mean loss with its CI and p, labelled by the steps since the batch
 was seen; its report section and figure show the curve (loss gap against steps since seen,
 one line per arm, CI band). Before the replacement the gap is a placebo check (expected 0).
+With in-loop evaluation the report adds the same curve from the in-loop rows
+(``forgetting.inloop_curve``), dense where it falls fastest.
 """
 
 from __future__ import annotations
@@ -121,6 +125,17 @@ class Forgetting(ExperimentKind):
 
     def inloop_every(self) -> int | None:
         return self.params.inloop_every
+
+    def inloop_steps(self) -> list[int]:
+        """Dense in-loop evaluation right after each arm's batches: every ``max(1, k // 10)``
+        steps for the first ``k = inloop_every`` steps after the arm's first replaced batch."""
+        k = self.params.inloop_every
+        if not k:
+            return []
+        stride, steps = max(1, k // 10), set()
+        for first in self.params.replace_at.values():
+            steps.update(s for s in range(first + 1, first + 1 + k, stride) if s <= self._context.steps)
+        return sorted(steps)
 
     def probes(self, items: Sequence[Item]) -> list[ProbeSpec]:
         return [ProbeSpec("window", "sequence_loss", {"tokens": "probe_tokens"})]

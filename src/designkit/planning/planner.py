@@ -334,6 +334,7 @@ def _experiment_spec(exp: ExperimentItems, design_file: Path, index: int) -> pla
         probes=tuple(exp.kind.probes(exp.items)),
         outcomes=tuple(outcomes),
         inloop_every=exp.kind.inloop_every(),
+        inloop_steps=tuple(sorted({int(step) for step in exp.kind.inloop_steps()})),
         controller=controller.to_json() if (controller := exp.kind.controller(exp.items)) is not None and not spec.placebo else None,
     )
 
