@@ -1,11 +1,12 @@
 # Two entry points, both self-installing on a fresh machine with Python >= 3.11:
-#   make demo   prepare -> plan -> train -> analyze on the built-in corpus (CPU)
+#   make demo   prepare -> plan -> train -> analyze on the built-in corpus (CPU); DESIGN=ten for the ten experiments
 #   make test   the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-run
+DESIGN   ?= demo
 
 .PHONY: demo test install clean
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/designkit demo --out $(DEMO_OUT) --force
+	$(VENV)/bin/designkit demo --design $(DESIGN) --out $(DEMO_OUT) --force
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="prepare → plan → train → analyze the built-in CPU demo")
     p.add_argument("--out", type=Path, default=Path("demo-run"))
-    p.add_argument("--design", type=Path, default=None, help="another design to run end to end")
+    p.add_argument("--design", default=None, metavar="NAME|FILE",
+                   help="a built-in design (demo, ten: the paper's experiments at CPU scale) or a design file")
     p.add_argument("--force", action="store_true", help="replace an existing demo directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)

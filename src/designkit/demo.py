@@ -7,10 +7,31 @@ from importlib import resources
 from pathlib import Path
 
 from designkit import artefacts, atomic_files
+from designkit.errors import InputError, quote
+
+
+BUILTIN_DESIGNS = {"demo": "demo", "ten": "ten-cpu", "ten-cpu": "ten-cpu"}
+"""Names ``designkit demo --design`` accepts for the designs shipped in the package
+(copies of ``designs/demo.yaml`` and ``designs/ten-cpu.yaml``)."""
 
 
 def builtin_design(name: str = "demo") -> Path:
-    return Path(str(resources.files("designkit") / "builtin_designs" / f"{name}.yaml"))
+    return Path(str(resources.files("designkit") / "builtin_designs" / f"{BUILTIN_DESIGNS.get(name, name)}.yaml"))
+
+
+def resolve_design(design: str | Path | None) -> Path:
+    """A built-in design's name (``demo``, ``ten``) or a design file; a file of that name in
+    the working directory wins over nothing, but a built-in name is never a path."""
+    if design is None:
+        return builtin_design()
+    text = str(design)
+    if text in BUILTIN_DESIGNS:
+        return builtin_design(text)
+    path = Path(text)
+    if not path.is_file():
+        names = ", ".join(sorted(BUILTIN_DESIGNS))
+        raise InputError(None, "--design", f"expected a design file or a built-in design ({names}), got {quote(text)}")
+    return path
 
 
 def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None = None, show_progress: bool = True) -> Path:
@@ -21,7 +42,7 @@ def run_demo(out: str | Path, *, force: bool = False, design: str | Path | None 
     from designkit.planning.summary import format_summary
 
     out = Path(out)
-    design_path = Path(design) if design is not None else builtin_design()
+    design_path = resolve_design(design)
     atomic_files.check_output_dir(out)  # a file, or a place that cannot be written: before minutes of work
     artefacts.check_output(out, "demo", force=force, option="--out")
     timings: dict[str, float] = {}

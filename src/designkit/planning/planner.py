@@ -385,7 +385,7 @@ def corpus_epochs(n_sequences: int, train_tokens: int, window_tokens: int) -> fl
 
 def epochs_warning(design_file: Path, epochs: float, total_tokens: int, train_tokens: int) -> str:
     return (f"{design_file}: run.corpus: the run's {total_tokens:,} tokens would read the corpus's "
-            f"{train_tokens:,} training tokens about {epochs:,.0f} times (beyond {EPOCHS_WARNING:g} epochs repeated "
+            f"{train_tokens:,} training tokens about {epochs:,.{1 if epochs < 100 else 0}f} times (beyond {EPOCHS_WARNING:g} epochs repeated "
             "text stops standing in for fresh text): give a larger corpus (--corpus DIR) or fewer steps")
 
 
