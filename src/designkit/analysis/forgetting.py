@@ -78,11 +78,12 @@ class ForgettingCurve(Estimator):
         )]
 
     def figures(self, effects: pd.DataFrame, frame: pd.DataFrame, options: AnalysisOptions, *, source: str = "checkpoints") -> list:
-        from designkit.analysis.figures import ARM_COLORS, FigureFile, new_figure, png_bytes
+        from designkit.analysis.figures import ARM_COLORS, FigureFile, _margins, new_figure, png_bytes
 
         out = []
         for experiment, rows in self.curve(effects).groupby("experiment", sort=False):
             fig = new_figure(4.2, 3.0)
+            _margins(fig, left=0.8, top=0.25, bottom=0.55)
             ax = fig.subplots()
             ax.axhline(0.0, color="black", lw=1, ls="--")
             for i, (arm, arm_rows) in enumerate(rows.dropna(subset=["steps_since_seen"]).groupby("arm", sort=True)):
