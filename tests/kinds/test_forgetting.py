@@ -80,3 +80,29 @@ def test_forgetting_refuses_steps_that_miss_arms_or_leave_the_run(tmp_path, tiny
     design["experiments"][0]["params"].update(params)
     with pytest.raises(InputError, match=key):
         make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
+
+
+def test_forgetting_batches_keep_out_of_a_verbatim_experiment_planned_after_it(tmp_path, tiny_corpus):
+    from verbatim_designs import verbatim_design
+
+    corpus = random_token_corpus(tmp_path / "data", tiny_corpus, n_tokens=30_000)
+    design = forgetting_design(corpus, steps=20, replace_at=REPLACE_AT, batches=2)
+    verbatim = verbatim_design(corpus, n=12, steps=20)["experiments"][0]
+    design["experiments"].append(verbatim)
+    make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
+    plan = Plan.open(tmp_path / "plan")
+    items = plan.items()
+    fc = items[items["experiment"] == "fc"]
+    flat = _stream(plan).reshape(-1, 33)
+    windows = np.stack([np.asarray(t, dtype=np.int64) for t in fc["probe_tokens"]])
+    match = (flat[None, :, :] == windows[:, None, :]).all(axis=2)
+    treated = (fc["arm"] != "control").to_numpy()
+    assert (match[treated].sum(axis=1) == 1).all() and not match[~treated].any()
+    replaced = np.flatnonzero(match.any(axis=0))
+    expected = [s for first in REPLACE_AT.values() for s in range(first * GLOBAL_BATCH, (first + 2) * GLOBAL_BATCH)]
+    assert replaced.tolist() == sorted(expected)
+
+    # listed after the verbatim experiment, the batches may read its windows: refused in one line
+    design["experiments"].reverse()
+    with pytest.raises(InputError, match="list the forgetting experiment before"):
+        make_plan(write_design(tmp_path / "design2.yaml", design), tmp_path / "plan2", show_progress=False)

@@ -129,6 +129,14 @@ class PlanContext:
             raise InputError(None, "items.generate", "expected a planner context with the run's corpus windows")
         return self.run_windows.claim(windows)
 
+    def claim_sequences(self, global_seqs) -> bool:
+        """Claim the training-region windows that run sequences ``global_seqs`` read, so no
+        other experiment's whole-sequence items use them (e.g. batches a kind replaces); False,
+        claiming nothing, if one is already taken."""
+        if self.run_windows is None:
+            raise InputError(None, "items.generate", "expected a planner context with the run's corpus windows")
+        return self.run_windows.claim(self.run_windows.order.window_of(np.asarray(global_seqs, dtype=np.int64)).tolist())
+
     def take_reserve_windows(self, use: str, n: int, rng: np.random.Generator) -> list[tuple[int, list[int]]]:
         """``n`` reserve windows as ``(index, tokens)``, now owned by ``use`` of this experiment
         (no other use can draw them); ``reserved.parquet`` records them."""

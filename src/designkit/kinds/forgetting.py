@@ -20,7 +20,9 @@ arm ``a`` the arm's ``batches × global_batch`` windows, in random order, replac
 global sequence of the ``batches`` consecutive global batches starting at step
 ``replace_at[a]`` (global sequences ``step × global_batch`` onwards): each window is trained
 exactly once, at its step, and the whole batch is fresh. The control arm (``dose: 0``) holds
-the matched windows that are never trained.
+the matched windows that are never trained. The corpus windows those batches would have read
+are claimed, so whole-sequence experiments planned after this one (verbatim, watermarked or
+replaced sequences) keep out of them.
 
 **Parameters** (``params``): ``replace_at`` (arm → the 0-based optimizer step of its first
 replaced batch, e.g. ``{early: 10, middle: 50, late: 90}``; every treated arm needs one),
@@ -98,6 +100,12 @@ class Forgetting(ExperimentKind):
             last = self.params.replace_at[arm] + self.params.batches
             if last > context.steps:
                 raise InputError(None, f"params.replace_at.{arm}", f"expected the {self.params.batches} replaced batches inside the run's {context.steps} steps, they end at step {last}")
+        replaced = [np.arange(self.params.replace_at[arm] * context.global_batch, (self.params.replace_at[arm] + self.params.batches) * context.global_batch)
+                    for arm in treated]
+        if not context.claim_sequences(np.concatenate(replaced)):
+            # another experiment's whole-sequence items (verbatim spans, watermarked or replaced sequences) read these batches
+            raise InputError(None, "params.replace_at", "expected replaced batches that read no corpus window another experiment took; "
+                                                        "list the forgetting experiment before whole-sequence experiments (verbatim, watermark sequences, texts replace)")
         windows = context.take_reserve_windows(RESERVE_USE, per_arm * len(context.arms), rng)
         self._context = context
         return [Item(source_id=f"{i:06d}", payload_tokens=np.asarray(tokens, dtype=np.int32), probe_tokens=np.asarray(tokens, dtype=np.int32),
