@@ -169,7 +169,7 @@ def _positive_ints(text: str, option: str) -> list[int]:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from designkit.demo import run_demo
 
-    run_demo(args.out, force=args.force, design=args.design, show_progress=not args.quiet)
+    run_demo(args.out, force=args.force, design=args.design, show_progress=not args.quiet, reference=args.reference)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-run"))
     p.add_argument("--design", default=None, metavar="NAME|FILE",
                    help="a built-in design (demo, ten: the paper's experiments at CPU scale) or a design file")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
+                   help="also train the same run with only the design's placebos and show its loss beside the run's "
+                        "(default: on for --design ten)")
     p.add_argument("--force", action="store_true", help="replace an existing demo directory")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
