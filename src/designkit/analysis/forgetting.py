@@ -5,7 +5,9 @@ The kind ``forgetting`` trains each treated arm's reserve windows exactly once, 
 the estimate is treated minus control mean loss (Welch t CI and p, ``effects.compare_continuous``
 on scipy), labelled with the steps since the batch was seen: ``step - replace_at[arm] - 1``
 (the model scored at step s has taken s optimizer steps, so a batch of 0-based step r was
-last in the update that made step r + 1). Rows before the replacement are placebo checks.
+last in the update that made step r + 1); an arm of several consecutive batches counts from
+its first, so its first ``batches - 1`` steps still add exposure. Rows before the replacement
+are placebo checks.
 The report section lists the curve and the figure draws it, one line and CI band per arm.
 """
 
