@@ -398,9 +398,11 @@ def item_noun(kind: str) -> tuple[str, str]:
     return str(singular), str(plural)
 
 
-def treatment(kind: str) -> str:
+def treatment(kind: str, params: Mapping[str, Any] | None = None) -> str:
     """The kind's treatment phrase for the report (``ExperimentKind.treatment``); the insertion
-    phrase if the kind cannot be loaded here."""
+    phrase if the kind cannot be loaded here. With the experiment's ``params`` the phrase is
+    the instance's: a kind may choose its edit from them (texts' ``replace``, watermark's ``target``)."""
+    from designkit import schema
     from designkit.kinds import KINDS
     from designkit.kinds.base import TREATMENT_BY_EDIT
 
@@ -408,7 +410,13 @@ def treatment(kind: str) -> str:
         kind_class = KINDS.get(kind)
     except InputError:
         return TREATMENT_BY_EDIT["insert"]
-    return str(kind_class.treatment or TREATMENT_BY_EDIT.get(kind_class.edit, TREATMENT_BY_EDIT["insert"]))
+    chosen = kind_class
+    if params is not None:
+        try:
+            chosen = kind_class(schema.from_dict(kind_class.Params, dict(params), None, "params"))
+        except InputError:
+            pass  # params this version cannot read: the kind's default phrase
+    return str(chosen.treatment or TREATMENT_BY_EDIT.get(chosen.edit, TREATMENT_BY_EDIT["insert"]))
 
 
 def _experiment_info(entry: Mapping[str, Any], spec: ExperimentSpec, verdicts: pd.DataFrame) -> dict[str, Any]:
@@ -421,7 +429,7 @@ def _experiment_info(entry: Mapping[str, Any], spec: ExperimentSpec, verdicts: p
         "name": spec.name,
         "kind": spec.kind,
         "item_noun": item_noun(spec.kind),
-        "treatment": treatment(spec.kind),
+        "treatment": treatment(spec.kind, spec.params),
         "placebo": spec.placebo,
         "control_arm": spec.control_arm,
         "primary_outcome": spec.primary_outcome.name if spec.primary_outcome else None,
