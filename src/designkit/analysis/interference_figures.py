@@ -46,7 +46,9 @@ def heatmap_figure(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[s
         for j in range(len(columns)):
             if text[i][j]:
                 bold = "effect" in text[i][j].split("\n")[1]
-                ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8, fontweight="bold" if bold else "normal")
+                dark = np.isfinite(grid[i, j]) and abs(grid[i, j]) > 0.6 * CLIP  # white text on saturated cells
+                ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8, fontweight="bold" if bold else "normal",
+                        color="white" if dark else "black")
     ax.set_xticks(range(len(columns)), labels=list(columns), rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), labels=list(rows))
     ax.set_xlabel("data switched on (column)")
