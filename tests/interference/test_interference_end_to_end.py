@@ -42,7 +42,7 @@ def parent(tmp_path_factory, tiny_corpus):
     root = tmp_path_factory.mktemp("interference-e2e")
     pool = fact_pool(root / "facts.jsonl")
     # margins: 0.01 nats per token of the gold answer's log-prob, 0.02 nats of canary loss
-    facts = {"kind": "contamination", "items": str(pool), "interference_margin": 0.01,
+    facts = {"kind": "contamination", "items": str(pool), "interference_margin": 0.01, "params": {"primary_outcome": "gold_logprob"},
              "arms": {"control": {"dose": 0, "share": 0.5}, "x2": {"dose": 2, "share": 0.5}}}  # fmt: skip
     design = {
         "name": "interfere",
