@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from designkit.probes.base import Column, GreedyRequest, ItemField, Probe, ProbeContext, as_tokens
 
-DEFAULT_ANSWER_PATTERN = r"Answer:\s*(-?\d+)"
+DEFAULT_ANSWER_PATTERN = r"Answer:\D*?(-?\d+)"
+"""The first number after ``Answer:`` ("Answer: 17", "Answer: x = 17")."""
 
 
 def extract_answer(text: str, pattern: re.Pattern[str]) -> str | None:
