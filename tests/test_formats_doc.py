@@ -62,13 +62,13 @@ def test_every_outcome_field_is_documented():
     fields = [f.name for f in dataclasses.fields(OutcomeSpec)]
     assert sorted(f for f in fields if f'"{f}"' not in outcomes) == []
     # and the fields a plan writes are exactly the dataclass's
-    written = OutcomeSpec(name="x", type="binary", estimator="welch").to_json()
+    written = OutcomeSpec(name="x", type="binary", estimator="welch", aggregate="cluster_robust").to_json()
     assert set(written) == set(fields)
 
 
 def test_every_plan_file_column_is_documented():
-    from designkit.planning.planfile import ITEMS_SCHEMA, PLACEMENTS_SCHEMA, RESERVED_SCHEMA
+    from designkit.planning.planfile import INSTANCES_SCHEMA, ITEMS_SCHEMA, PAYLOADS_SCHEMA, PLACEMENTS_SCHEMA, RESERVED_SCHEMA
 
     plan_dir = _section("## PLAN dir", "### Probes")
-    for schema in (ITEMS_SCHEMA, PLACEMENTS_SCHEMA, RESERVED_SCHEMA):
+    for schema in (ITEMS_SCHEMA, PAYLOADS_SCHEMA, INSTANCES_SCHEMA, PLACEMENTS_SCHEMA, RESERVED_SCHEMA):
         assert _undocumented(schema.names, plan_dir) == []

@@ -26,7 +26,7 @@ def test_insertion_checksum_is_that_of_eos_payload_eos():
 
 def _plan():
     placements = pd.DataFrame({"global_seq": [0, 9, 17, 20], "offset": [3, 0, 5, 0], "n_tokens": [4, 5, 4, 65],
-                               "item_index": [1, 2, 1, 0], "edit": ["insert", "insert", "insert", "noise"],
+                               "item_index": [1, 2, 1, 0], "payload_index": [1, 2, 1, -1], "edit": ["insert", "insert", "insert", "noise"],
                                "reserve_seq": -1, "noise_seed": [-1, -1, -1, 4], "noise_std": [0, 0, 0, 0.5]})
     insertion = np.array([11, 22, 33], dtype=np.int64)
     return placements, planned_checksums(placements, insertion=insertion, reserve_window=None)
@@ -50,3 +50,16 @@ def test_check_applied_counts_missing_extra_misplaced_and_wrong_token_edits():
     check = check_applied(planned, other_tokens, 8, checksums)
     assert (check.missing, check.extra, check.wrong_step, check.wrong_tokens, check.agrees) == (0, 0, 0, 1, False)
     assert "global_seq=17" in check.describe() and "1 trained other tokens than the plan's" in check.describe()
+
+
+def test_an_insertion_is_checked_against_its_own_payload_not_its_items_first():
+    """An item with several payloads (paraphrases): each placement's checksum is its payload's,
+    so training another paraphrase of the same item is caught."""
+    placements = pd.DataFrame({"global_seq": [0, 4], "offset": [0, 0], "n_tokens": [4, 4], "item_index": [0, 0],
+                               "payload_index": [0, 1], "edit": ["insert", "insert"], "reserve_seq": -1,
+                               "noise_seed": -1, "noise_std": 0.0})
+    insertion = insertion_checksums(np.array([5, 6, 7, 8], np.uint16), np.array([0, 2, 4]), EOS)
+    planned = planned_checksums(placements, insertion=insertion, reserve_window=None)
+    assert planned.tolist() == [token_checksum([EOS, 5, 6, EOS]), token_checksum([EOS, 7, 8, EOS])]
+    applied = placements.assign(step=[0, 1], checksum=planned[::-1])  # the paraphrases swapped
+    assert check_applied(placements, applied, 4, planned).wrong_tokens == 2

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 OutcomeType = Literal["binary", "continuous"]
 OUTCOME_TYPES: tuple[str, ...] = ("binary", "continuous")
+AggregateKind = Literal["mean", "cluster_robust"]
+AGGREGATES: tuple[str, ...] = ("mean", "cluster_robust")
 EditKind = Literal["insert", "remove", "noise"]
 EDIT_KINDS: tuple[str, ...] = ("insert", "remove", "noise")
 
@@ -48,10 +50,26 @@ class OutcomeSpec:
     estimator: str | None = None
     """The analysis estimator (a registered name or ``module:Class``, see
     ``designkit.analysis.estimator``); None: the default for ``type``."""
+    aggregate: AggregateKind = "mean"
+    """How the analysis treats several probe instances of one item (the item is the randomized
+    unit, the cluster):
+
+    - ``mean`` (default): each item's instance outcomes are averaged first (a binary outcome
+      becomes the item's proportion), then the item-level values are tested; with more than
+      one instance per item a binary outcome's default estimator is the continuous one
+      (``analysis.continuous_method``: Welch or bootstrap on item proportions), because
+      proportions are not 0/1 values;
+    - ``cluster_robust``: the instances themselves enter a regression of the outcome on the
+      arm with standard errors clustered by item (estimator ``cluster_robust``: OLS, CR1
+      sandwich, t with clusters − 1 degrees of freedom).
+
+    With one instance per item both give the item-level test."""
 
     def __post_init__(self) -> None:
         if self.type not in OUTCOME_TYPES:
             raise ValueError(f"outcome {self.name!r}: expected type in {OUTCOME_TYPES}, got {self.type!r}")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"outcome {self.name!r}: expected aggregate in {AGGREGATES}, got {self.aggregate!r}")
         if self.expected_sign not in (1, -1):
             raise ValueError(f"outcome {self.name!r}: expected expected_sign +1 or -1, got {self.expected_sign!r}")
 
@@ -68,6 +86,7 @@ class OutcomeSpec:
             "description": self.description,
             # absent unless a kind names one, so plans without it keep their bytes
             **({"estimator": self.estimator} if self.estimator else {}),
+            **({"aggregate": self.aggregate} if self.aggregate != "mean" else {}),
         }
 
     @classmethod
@@ -83,6 +102,7 @@ class OutcomeSpec:
             minus_probe=entry.get("minus_probe"),
             description=str(entry.get("description") or ""),
             estimator=entry.get("estimator"),
+            aggregate=entry.get("aggregate") or "mean",
         )
 
 

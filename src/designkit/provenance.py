@@ -7,10 +7,10 @@ the edit: for ``insert`` and ``remove`` the tokens of the edited span
 ``noise_std > 0``) the parameters handed to the embedding-noise hook (seed, std, span). ``check_applied`` compares that log with the plan, independently
 of the data stream that made the batches:
 
-- the same multiset of edits ``(global_seq, offset, item_index, edit)``;
+- the same multiset of edits ``(global_seq, offset, item_index, payload_index, edit)``;
 - each logged at step ``global_seq // global_batch``;
-- each with the checksum the plan implies: ``EOS + payload + EOS`` of its item
-  (``payload_tokens.npy``), the reserve window that replaces a removed sequence (the
+- each with the checksum the plan implies: ``EOS + payload + EOS`` of its payload
+  (``payload_index``, a row of ``payloads.parquet``; tokens from ``payload_tokens.npy``), the reserve window that replaces a removed sequence (the
   corpus), and the planned noise parameters.
 
 An edit at the wrong offset, with the wrong payload, or on the wrong step leaves the
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-EDIT_KEY = ("global_seq", "offset", "item_index", "edit")
+EDIT_KEY = ("global_seq", "offset", "item_index", "payload_index", "edit")
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -75,7 +75,7 @@ def token_checksum(tokens: Sequence[int] | np.ndarray) -> int:
 
 
 def insertion_checksums(payload_tokens: np.ndarray, payload_index: np.ndarray, eos_id: int) -> np.ndarray:
-    """Per item, the checksum of the tokens an insertion of it writes: ``EOS + payload + EOS``."""
+    """Per payload, the checksum of the tokens an insertion of it writes: ``EOS + payload + EOS``."""
     payload_index = np.asarray(payload_index, dtype=np.int64)
     n_items = len(payload_index) - 1
     lengths = np.diff(payload_index)
@@ -110,7 +110,7 @@ def planned_checksums(
 ) -> np.ndarray:
     """The checksum each placement must have after its edit, from the plan alone.
 
-    ``insert``: ``insertion[item_index]`` (``insertion_checksums``); ``remove``: the reserve
+    ``insert``: ``insertion[payload_index]`` (``insertion_checksums``); ``remove``: the reserve
     window that replaces the sequence, ``reserve_window(reserve_seqs)`` giving its token rows
     (the plan's corpus; called only when the plan removes sequences); ``noise``: its noise
     parameters. An insert that also carries noise (``noise_std > 0``, a watermark on the
@@ -119,7 +119,7 @@ def planned_checksums(
     edit = placements["edit"].astype(str).to_numpy()
     out = np.zeros(len(placements), dtype=np.int64)
     ins = edit == "insert"
-    out[ins] = insertion[placements["item_index"].to_numpy(np.int64)[ins]]
+    out[ins] = insertion[placements["payload_index"].to_numpy(np.int64)[ins]]
     rm = edit == "remove"
     if rm.any():
         if reserve_window is None:
@@ -197,7 +197,7 @@ class AppliedCheck:
 
 
 def _keys(frame: pd.DataFrame) -> pd.DataFrame:
-    keys = pd.DataFrame({c: frame[c].astype("int64").to_numpy() for c in EDIT_KEY[:3]})
+    keys = pd.DataFrame({c: frame[c].astype("int64").to_numpy() for c in EDIT_KEY[:-1]})
     keys["edit"] = frame["edit"].astype(str).to_numpy()
     return keys
 
@@ -258,18 +258,23 @@ def check_run(plan, applied: pd.DataFrame, controller_log: pd.DataFrame | None =
         from designkit.controllers import fills_from_log
 
         payload_tokens, payload_index = plan.payload
-        fills = fills_from_log(plan.reserved(), controller_log, {})
+        first, n_payloads = plan.item_payloads
+        controlled = np.unique(controller_log["item_index"].to_numpy(np.int64))
+        fills = fills_from_log(plan.reserved(), controller_log, {int(i): int(n_payloads[i]) for i in controlled})
         lengths = np.diff(np.asarray(payload_index, dtype=np.int64))
+        # a fill's payload is its item's next one in cyclic order (fills' ``payload``: the ordinal)
+        payload = first[fills["item_index"].to_numpy(np.int64)] + fills["payload"].to_numpy(np.int64)
         fill_rows = pd.DataFrame({
             "global_seq": fills["global_seq"].to_numpy(np.int64),
             "offset": fills["offset"].to_numpy(np.int32),
-            "n_tokens": (lengths[fills["item_index"].to_numpy(np.int64)] + 2).astype(np.int32),
+            "n_tokens": (lengths[payload] + 2).astype(np.int32),
             "item_index": fills["item_index"].to_numpy(np.int32),
+            "payload_index": payload.astype(np.int32),
             "edit": "insert",
         })  # fmt: skip
         insertion = insertion_checksums(payload_tokens, payload_index, int(plan.meta["corpus"]["eos_id"]))
-        fill_checksums = insertion[fill_rows["item_index"].to_numpy(np.int64)]
-        keep = ["global_seq", "offset", "n_tokens", "item_index", "edit"]
+        fill_checksums = insertion[payload]
+        keep = ["global_seq", "offset", "n_tokens", "item_index", "payload_index", "edit"]
         placements = pd.concat([placements[keep].assign(edit=placements["edit"].astype(str)), fill_rows], ignore_index=True)
         checksums = np.concatenate([checksums, fill_checksums])
     return check_applied(placements, applied, plan.global_batch, checksums)

@@ -1,4 +1,4 @@
-"""Read side of a RUN dir (docs/formats.md, format ``designkit-run/2``), without torch.
+"""Read side of a RUN dir (docs/formats.md, format ``designkit-run/3``), without torch.
 
 The engine writes run dirs; the analysis only reads them. This module is that reader: it
 checks ``run.json`` once and hands out the checkpoints, metrics, applied log and scores as
@@ -22,7 +22,7 @@ from designkit.errors import InputError, quote
 
 # The RUN dir's names and columns (docs/formats.md, "RUN dir"): the engine writes with these,
 # the analysis reads with these; nobody spells them out again.
-FORMAT = "designkit-run/2"
+FORMAT = "designkit-run/3"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 MODEL_FILE = "lit_model.pth"
@@ -52,6 +52,7 @@ APPLIED_SCHEMA = pa.schema(
         ("n_tokens", pa.int32()),
         ("item_index", pa.int32()),
         ("item_id", pa.string()),
+        ("payload_index", pa.int32()),
         ("edit", pa.string()),
         ("checksum", pa.int64()),
     ]
@@ -63,6 +64,7 @@ SCORE_KEY_SCHEMA = pa.schema(
     [
         ("item_index", pa.int32()),
         ("item_id", pa.string()),
+        ("instance", pa.int32()),
         ("experiment", pa.string()),
         ("probe", pa.string()),
         ("step", pa.int64()),
@@ -140,7 +142,7 @@ class RunDir:
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunDir:
-        """Read ``run.json``; InputError unless it is a ``designkit-run/2`` file naming its plan."""
+        """Read ``run.json``; InputError unless it is a ``designkit-run/3`` file naming its plan."""
         path = Path(run_dir)
         run_file = path / RUN_FILE
         if not run_file.is_file():
@@ -263,6 +265,7 @@ class RunDir:
             parts.append(frame)
         frame = pd.concat(parts, ignore_index=True)
         frame["item_index"] = frame["item_index"].astype("int32")
+        frame["instance"] = frame["instance"].astype("int32")
         frame["step"] = frame["step"].astype("int64")
         for name in ("item_id", "experiment", "probe"):
             frame[name] = frame[name].astype(str)

@@ -52,6 +52,7 @@ def _edit_rows(edits: PlanEdits, steps: np.ndarray, lo: np.ndarray, hi: np.ndarr
             "n_tokens": edits.n_tokens[rows],
             "item_index": item_index,
             "item_id": pa.array(item_ids[item_index], type=pa.string()),
+            "payload_index": edits.payload_index[rows],
             "edit": pa.array(np.asarray(EDIT_NAMES, dtype=object)[edits.edit[rows]], type=pa.string()),
             "checksum": checksum.astype(np.int64),
         },
@@ -167,7 +168,7 @@ def merge(run_dir: Path) -> pa.Table:
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     frame = table.to_pandas()
     # a chunk written twice (a crash between flush and checkpoint, then a resume) must count once
-    frame = frame.drop_duplicates(subset=["global_seq", "offset", "item_index", "edit"], keep="last")
+    frame = frame.drop_duplicates(subset=["global_seq", "offset", "item_index", "payload_index", "edit"], keep="last")
     frame = frame.sort_values(["global_seq", "offset", "edit"], kind="stable").reset_index(drop=True)
     return pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False).replace_schema_metadata(None)
 

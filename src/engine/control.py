@@ -44,11 +44,16 @@ class ControlledRun:
     """Every controller of a plan, the stream it fills and the gate the prefetcher waits at."""
 
     def __init__(self, controlled: list[_Controlled], stream: InjectingStream, item_ids: np.ndarray,
-                 payload_lengths: np.ndarray, run_dir: Path, *, write: bool):  # fmt: skip
+                 payload_lengths: np.ndarray, run_dir: Path, *, write: bool,
+                 item_payloads: tuple[np.ndarray, np.ndarray] | None = None):  # fmt: skip
         self.controlled = controlled
         self.stream = stream
         self.item_ids = item_ids
         self.payload_lengths = payload_lengths
+        # per item: its first payload row and its payload count (``Plan.item_payloads``); a fill
+        # inserts the item's next payload in cyclic order (the paper's paraphrases)
+        n_items = len(item_ids)
+        self.first_payload, self.n_payloads = item_payloads or (np.arange(n_items, dtype=np.int64), np.ones(n_items, np.int64))
         self.file = Path(run_dir) / CONTROLLER_FILE
         self.write = write
         self._gate = threading.Condition()
@@ -68,7 +73,8 @@ class ControlledRun:
         if not controlled:
             return None
         _, payload_index = plan.payload
-        return cls(controlled, stream, items["item_id"].to_numpy(object), np.diff(np.asarray(payload_index, np.int64)), run_dir, write=write)
+        return cls(controlled, stream, items["item_id"].to_numpy(object), np.diff(np.asarray(payload_index, np.int64)), run_dir,
+                   write=write, item_payloads=plan.item_payloads)
 
     # the prefetcher's gate
     def allowed_end(self) -> int:
@@ -97,7 +103,8 @@ class ControlledRun:
         for c, (state, requested, log_rows) in zip(due, decisions):
             if fabric.global_rank != 0:
                 c.controller.load_state_dict(state)
-            c.fills, _ = assign_fills(c.slots.get(step // c.spec.every, _no_slots()), requested, {}, c.cursor)
+            payloads = {int(i): int(self.n_payloads[int(i)]) for i in requested}
+            c.fills, _ = assign_fills(c.slots.get(step // c.spec.every, _no_slots()), requested, payloads, c.cursor)
             if self.write:
                 self._log(log_rows, [int(n) for n in _filled(log_rows, c.fills)])
         self._install({id(c): step // c.spec.every for c in due})
@@ -142,12 +149,14 @@ class ControlledRun:
 
     def _edits(self, frame: pd.DataFrame) -> PlanEdits:
         item = frame["item_index"].to_numpy(np.int32)
+        payload = (self.first_payload[item] + frame["payload"].to_numpy(np.int64)).astype(np.int32)
         n = len(frame)
         return PlanEdits(
             global_seq=frame["global_seq"].to_numpy(np.int64),
             offset=frame["offset"].to_numpy(np.int32),
-            n_tokens=(self.payload_lengths[item] + 2).astype(np.int32),  # EOS + payload + EOS
+            n_tokens=(self.payload_lengths[payload] + 2).astype(np.int32),  # EOS + payload + EOS
             item_index=item,
+            payload_index=payload,
             edit=np.full(n, INSERT, np.int8),
             reserve_seq=np.full(n, -1, np.int64),
             noise_seed=np.full(n, -1, np.int64),

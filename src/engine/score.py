@@ -1,7 +1,7 @@
 """Score a run's checkpoints: every probe of every experiment on every item.
 
 ``score_checkpoint`` gives the long table of docs/formats.md ("RUN dir", ``scores/``): one
-row per item and probe, keyed by ``item_index, item_id, experiment, probe, step``, then
+row per probe instance and probe, keyed by ``item_index, item_id, instance, experiment, probe, step``, then
 the columns of the probe types the plan uses (``designkit.probes.scores_schema``; null
 where a column belongs to another probe type). ``score_run`` writes it as
 ``RUN/scores/step-XXXXXXXX.parquet`` for each checkpoint.
@@ -63,7 +63,7 @@ def plan_probes(plan: Plan) -> PlanProbes:
         return tokenizer.decode(tokens)
 
     context = ProbeContext(int(plan.meta["corpus"]["eos_id"]), sequence, decode)
-    return resolve_plan_probes(plan.experiment_specs, plan.items(), context, file=plan.path / PLAN_FILE)
+    return resolve_plan_probes(plan.experiment_specs, plan.probe_rows(), context, file=plan.path / PLAN_FILE)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -107,6 +107,7 @@ def scores_frame(table: pa.Table) -> pd.DataFrame:
     mapping = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
     frame = table.to_pandas(types_mapper=mapping.get)
     frame["item_index"] = frame["item_index"].astype(np.int32)
+    frame["instance"] = frame["instance"].astype(np.int32)
     frame["step"] = frame["step"].astype(np.int64)
     return frame
 
@@ -127,6 +128,7 @@ def _score_rows(plan_probes_: PlanProbes, rows: list[dict[str, Any]], step: int)
     data = {
         "item_index": pa.array(keys["item_index"].to_numpy(), pa.int32()),
         "item_id": pa.array(keys["item_id"].tolist(), pa.string()),
+        "instance": pa.array(keys["instance"].to_numpy(), pa.int32()),
         "experiment": pa.array(keys["experiment"].tolist(), pa.string()),
         "probe": pa.array(keys["probe"].tolist(), pa.string()),
         "step": pa.array(np.full(len(keys), step, dtype=np.int64), pa.int64()),

@@ -7,7 +7,7 @@ Sequence ``g`` is, in this order (docs/formats.md, "Token positions"):
    ``e = b // n_windows`` visits the ``(seq_len + 1)``-token windows of the training region
    ``[0, train_tokens)`` in the order of its own keyed permutation (``engine.permutation``), so ``g`` reads window ``perm_e(b % n_windows)``;
 2. every plan edit of ``g``: ``insert`` overwrites ``[offset, offset + n_tokens)`` with
-   EOS + payload + EOS, ``remove`` swaps the whole window for reserve window
+   EOS + payload + EOS (the placement's ``payload_index``: one of its item's payloads), ``remove`` swaps the whole window for reserve window
    ``reserve_seq`` (read from ``[train_tokens, n_tokens)``, which nothing else reads),
    ``noise`` is passed on as a (row, span, seed, std) for the embedding-noise hook
    (``engine.model.embedding_noise``); so is an ``insert`` whose ``noise_std`` is positive
@@ -49,6 +49,7 @@ class PlanEdits:
     offset: np.ndarray  # int32
     n_tokens: np.ndarray  # int32
     item_index: np.ndarray  # int32, -1 for none
+    payload_index: np.ndarray  # int32: the payload an insert writes (row of payloads.parquet), -1 for none
     edit: np.ndarray  # int8: INSERT, REMOVE, NOISE
     reserve_seq: np.ndarray  # int64, -1 unless remove
     noise_seed: np.ndarray  # int64, -1 unless noise
@@ -66,7 +67,7 @@ class PlanEdits:
     @classmethod
     def empty(cls) -> PlanEdits:
         z = lambda dtype: np.zeros(0, dtype=dtype)  # noqa: E731
-        return cls(z(np.int64), z(np.int32), z(np.int32), z(np.int32), z(np.int8), z(np.int64), z(np.int64), z(np.float32), z(object))
+        return cls(z(np.int64), z(np.int32), z(np.int32), z(np.int32), z(np.int32), z(np.int8), z(np.int64), z(np.int64), z(np.float32), z(object))
 
     @classmethod
     def from_plan(cls, plan) -> PlanEdits:
@@ -84,6 +85,7 @@ class PlanEdits:
             offset=frame["offset"].to_numpy(np.int32),
             n_tokens=frame["n_tokens"].to_numpy(np.int32),
             item_index=item_index,
+            payload_index=frame["payload_index"].to_numpy(np.int32),
             edit=edit,
             reserve_seq=frame["reserve_seq"].to_numpy(np.int64),
             noise_seed=frame["noise_seed"].to_numpy(np.int64),
@@ -94,10 +96,11 @@ class PlanEdits:
         problem = check_placements(frame, seq_len=plan.seq_len, n_sequences=plan.n_sequences)
         if problem is not None:
             raise InputError(plan.path / "placements.parquet", None, f"expected valid placements, found that {problem}")
-        edits.check(plan.path / "placements.parquet", n_items=len(items), payload_index=plan.payload[1])
+        edits.check(plan.path / "placements.parquet", n_items=len(items), payload_index=plan.payload[1],
+                    payload_item=plan.payloads()["item_index"].to_numpy(np.int64))
         return edits
 
-    def check(self, file: Path, *, n_items: int, payload_index: np.ndarray) -> None:
+    def check(self, file: Path, *, n_items: int, payload_index: np.ndarray, payload_item: np.ndarray | None = None) -> None:
         """What the stream relies on beyond ``check_placements``: items, payload lengths,
         reserve windows and noise seeds (vectorised; the plan reader checks only hashes)."""
         g = self.global_seq
@@ -113,10 +116,20 @@ class PlanEdits:
         bad = ins & ((self.n_tokens < 2) | ~has_item)
         if bad.any():
             fail("item_index", "an insertion of an item (with its two EOS wrappers)", bad)
-        payload_len = np.diff(payload_index)[np.clip(self.item_index, 0, max(n_items - 1, 0))] if n_items else np.zeros(len(g), np.int64)
+        n_payloads = len(payload_index) - 1
+        if payload_item is None:  # one payload per item
+            payload_item = np.arange(n_payloads, dtype=np.int64)
+        bad = ins & ((self.payload_index < 0) | (self.payload_index >= n_payloads))
+        if bad.any():
+            fail("payload_index", f"a payload row in [0, {n_payloads}) for an insertion", bad)
+        payload = np.clip(self.payload_index, 0, max(n_payloads - 1, 0))
+        bad = ins & (payload_item[payload] != self.item_index) if n_payloads else ins
+        if bad.any():
+            fail("payload_index", "a payload of the edit's own item", bad)
+        payload_len = np.diff(payload_index)[payload] if n_payloads else np.zeros(len(g), np.int64)
         bad = ins & (self.n_tokens != payload_len + 2)
         if bad.any():
-            fail("n_tokens", "the item's payload length + 2 (the EOS wrappers)", bad)
+            fail("n_tokens", "the payload's length + 2 (the EOS wrappers)", bad)
         bad = (self.edit == REMOVE) & (self.reserve_seq < 0)
         if bad.any():
             fail("reserve_seq", "a reserve window index >= 0 for a remove edit", bad)
@@ -297,8 +310,8 @@ class InjectingStream:
             last = np.repeat(n - 1, n)
             row = np.repeat(rows[inserted], n)
             col = np.repeat(e.offset[lo:hi][inserted].astype(np.int64), n) + j
-            # payload token j-1 of the item; positions 0 and n-1 are the EOS wrappers
-            src = np.repeat(self.payload_index[e.item_index[lo:hi][inserted]], n) + j - 1
+            # token j-1 of the edit's payload; positions 0 and n-1 are the EOS wrappers
+            src = np.repeat(self.payload_index[e.payload_index[lo:hi][inserted]], n) + j - 1
             is_eos = (j == 0) | (j == last)
             values = np.full(len(j), self.eos_id, dtype=np.int64)
             values[~is_eos] = self.payload_tokens[src[~is_eos]]

@@ -122,7 +122,7 @@ def make_run(
 
         plan_path = Path(os.path.relpath(plan_path, run_dir.resolve()))
     (run_dir / "run.json").write_text(json.dumps({
-        "format": "designkit-run/2", "plan_hash": recorded_hash or plan_hash(plan_dir), "plan_path": str(plan_path),
+        "format": "designkit-run/3", "plan_hash": recorded_hash or plan_hash(plan_dir), "plan_path": str(plan_path),
         "designkit_version": "0.1.0", "devices": 1, "world_size": 1, "strategy": "auto", "accelerator": "cpu",
         "precision": "32-true", "resumes": [],
     }), encoding="utf-8")
@@ -171,6 +171,7 @@ def _write_applied(run_dir: Path, plan_dir: Path, meta: dict, drop: int) -> None
         "n_tokens": placements["n_tokens"].astype("int32"),
         "item_index": placements["item_index"].astype("int32"),
         "item_id": placements["item_id"].astype(str),
+        "payload_index": placements["payload_index"].astype("int32"),
         "edit": placements["edit"].astype(str),
         # what the engine reads back from a correctly trained batch: the plan's own checksums
         "checksum": plan_checksums(Plan.open(plan_dir))[drop:],
@@ -199,7 +200,7 @@ def scores_at(meta: dict, items: pd.DataFrame, step: int, final_step: int, shift
                     # the unrelated-question probe ranks items the other way, so contrasts vary by item
                     r = n - 1 - rank if probe["name"].endswith("_unrelated") else rank
                     z = stats.norm.ppf((r + 0.5) / n)
-                    row = {"item_index": int(item.item_index), "item_id": item.item_id,
+                    row = {"item_index": int(item.item_index), "item_id": item.item_id, "instance": 0,
                            "experiment": experiment["name"], "probe": probe["name"], "step": step}
                     row.update(_probe_values(probe["type"], z, r, n, strength))
                     rows.append(row)

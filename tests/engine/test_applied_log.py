@@ -31,6 +31,7 @@ def _edits() -> PlanEdits:
         offset=np.array([2, 0, 9, 0, 4, 0], np.int32),
         n_tokens=np.array([5, 5, 6, WINDOW, 5, WINDOW], np.int32),
         item_index=np.array([0, 1, 2, -1, 1, 2], np.int32),
+        payload_index=np.array([0, 1, 2, -1, 1, -1], np.int32),
         edit=np.array([INSERT, INSERT, INSERT, REMOVE, INSERT, NOISE], np.int8),
         reserve_seq=np.array([-1, -1, -1, 2, -1, -1], np.int64),
         noise_seed=np.array([-1, -1, -1, -1, -1, 9], np.int64),
@@ -48,6 +49,7 @@ def _plan(edits: PlanEdits):
     """What the provenance check reads of a plan: placements, payload, items, corpus."""
     placements = pd.DataFrame({
         "global_seq": edits.global_seq, "offset": edits.offset, "n_tokens": edits.n_tokens, "item_index": edits.item_index,
+        "payload_index": edits.payload_index,
         "edit": np.asarray(EDIT_NAMES)[edits.edit], "reserve_seq": edits.reserve_seq, "noise_seed": edits.noise_seed,
         "noise_std": edits.noise_std,
     })

@@ -68,7 +68,7 @@ def run_dir(tiny_plan, tmp_path_factory) -> Path:
     plan = Plan.open(tiny_plan)
     assert plan.meta["corpus"]["eos_id"] == 0
     run = tmp_path_factory.mktemp("run")
-    (run / "run.json").write_text(json.dumps({"format": "designkit-run/2", "plan_path": str(tiny_plan), "plan_hash": plan.hash}))
+    (run / "run.json").write_text(json.dumps({"format": "designkit-run/3", "plan_path": str(tiny_plan), "plan_hash": plan.hash}))
     config = plan.meta["model"]["config"]
     payloads = [plan.payload_of(i).tolist() for i in range(len(plan.items()))]
     write_checkpoint(run / "checkpoints" / "step-00000000", config, seed=0)
@@ -216,11 +216,12 @@ def test_probe_longer_than_block_size_is_refused(plan, tmp_path):
 
 
 def test_items_lacking_a_probe_field_get_no_row(plan):
-    items = plan.items().copy()
+    items = plan.probe_rows()
+    instances = plan.probe_instances().copy()
     mc_item = int(items.index[items["choices_tokens"].notna()][0])
-    items.at[mc_item, "choices_tokens"] = None
+    instances.at[mc_item, "choices_tokens"] = None
     edited = Plan(path=plan.path, meta=plan.meta, hash=plan.hash)
-    edited._cache["items"] = items
+    edited._cache["instances"] = instances
     keys = plan_probes(edited).keys
     experiment = items.at[mc_item, "experiment"]
     mc_probes = [p["name"] for e in plan.experiments if e["name"] == experiment for p in e["probes"] if p["type"] == "multiple_choice"]

@@ -43,6 +43,7 @@ def _random_edits(rng, n_sequences, seq_len, n_reserve, n_items, payload_len) ->
         offset=np.asarray(cols[1], np.int32),
         n_tokens=np.asarray(cols[2], np.int32),
         item_index=np.asarray(cols[3], np.int32),
+        payload_index=np.where(np.asarray(cols[4], np.int8) == INSERT, np.asarray(cols[3], np.int32), -1).astype(np.int32),  # one payload per item
         edit=np.asarray(cols[4], np.int8),
         reserve_seq=np.asarray(cols[5], np.int64),
         noise_seed=np.asarray(cols[6], np.int64),

@@ -93,7 +93,7 @@ def test_loss_falls_on_a_small_real_run(trained_run):
 
 def test_run_json_records_the_plan_and_the_settings(trained_run, engine_plan):
     meta = json.loads((trained_run / "run.json").read_text())
-    assert meta["format"] == "designkit-run/2"
+    assert meta["format"] == "designkit-run/3"
     assert meta["plan_hash"] == Plan.open(engine_plan).hash
     assert meta["plan_path"] == str(engine_plan.resolve())
     assert meta["precision"] == "32-true" and meta["accelerator"] == "cpu" and meta["world_size"] == 1
@@ -239,7 +239,7 @@ def test_overlapping_insertions_are_refused_before_training(tmp_path, engine_pla
     meta = {k: v for k, v in plan.meta.items() if k not in ("files", "format")}
     payload_tokens, payload_index = plan.payload
     edited = tmp_path / "plan"
-    write_plan(edited, meta, plan.items(), np.asarray(payload_tokens), payload_index, frame, plan.reserved(), plan.tokenizer_dir)
+    write_plan(edited, meta, plan.items(), plan.payloads(), plan.probe_instances(), np.asarray(payload_tokens), payload_index, frame, plan.reserved(), plan.tokenizer_dir)
     with pytest.raises(InputError, match="placements.parquet: expected valid placements, found that two edits overlap"):
         train(edited, tmp_path / "run", accelerator="cpu", show_progress=False)
     assert not (tmp_path / "run").exists()
@@ -257,6 +257,7 @@ def test_remove_and_noise_edits_are_applied_and_logged(tmp_path, engine_plan):
             "offset": np.int32(0),
             "n_tokens": np.int32(plan.seq_len + 1),
             "item_index": np.r_[[-1] * 3, [canary_item] * 2].astype(np.int32),
+            "payload_index": np.int32(-1),
             "repetition": np.int32(0),
             "edit": ["remove"] * 3 + ["noise"] * 2,
             "reserve_seq": np.r_[[0, 5, 2], [-1, -1]].astype(np.int64),
@@ -269,7 +270,7 @@ def test_remove_and_noise_edits_are_applied_and_logged(tmp_path, engine_plan):
     meta = {k: v for k, v in plan.meta.items() if k not in ("files", "format")}
     payload_tokens, payload_index = plan.payload
     edited = tmp_path / "plan"
-    write_plan(edited, meta, plan.items(), np.asarray(payload_tokens), payload_index, frame, plan.reserved(), plan.tokenizer_dir)
+    write_plan(edited, meta, plan.items(), plan.payloads(), plan.probe_instances(), np.asarray(payload_tokens), payload_index, frame, plan.reserved(), plan.tokenizer_dir)
     summary = train(edited, tmp_path / "run", accelerator="cpu", show_progress=False)
     applied = pd.read_parquet(tmp_path / "run" / "applied.parquet")
     assert summary.applied_edits == len(applied) == len(frame)

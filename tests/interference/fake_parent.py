@@ -43,5 +43,5 @@ def fake_checkpoint(run_dir: Path, plan_dir: Path, step: int) -> Path:
     ckpt.mkdir(parents=True)
     for name in ("lit_model.pth", "model_config.yaml", "training_state.pt"):
         (ckpt / name).write_bytes(f"placeholder {name}".encode())
-    (run_dir / "run.json").write_text(json.dumps({"format": "designkit-run/2", "plan_hash": plan.hash, "plan_path": str(plan_dir)}))
+    (run_dir / "run.json").write_text(json.dumps({"format": "designkit-run/3", "plan_hash": plan.hash, "plan_path": str(plan_dir)}))
     return ckpt

@@ -8,7 +8,7 @@ from designkit.planning import Plan, make_plan
 
 def test_canaries_are_random_non_special_tokens_stored_exactly(tiny_plan):
     plan = Plan.open(tiny_plan)
-    items = plan.items()
+    items = plan.probe_rows()
     canaries = items[items["experiment"] == "canary"]
     eos = plan.meta["corpus"]["eos_id"]
     for row in canaries.itertuples():

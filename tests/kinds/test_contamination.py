@@ -67,7 +67,7 @@ def test_plan_with_a_benchmark_file_scores_gold_logprob(tmp_path, tiny_corpus, p
     assert [o["name"] for o in exp["outcomes"] if o["primary"]] == ["gold_logprob"]
     assert {o["name"] for o in exp["outcomes"]} == {"gold_logprob", "gold_logprob_unrelated", "recall_contrast"}
     assert "Familiarity, not recall, may drive gold_logprob" in exp["outcomes"][0]["description"]
-    items = plan.items()
+    items = plan.probe_rows()
     assert len(items) == len(short) and items["target_tokens"].map(len).min() >= 1
 
 
@@ -89,7 +89,7 @@ def test_malformed_records_name_the_line_and_field(tmp_path, record, field):
 
 
 def test_generated_distractors_come_from_the_same_arm(tiny_plan):
-    items = Plan.open(tiny_plan).items()
+    items = Plan.open(tiny_plan).probe_rows()
     bench = items[items["experiment"] == "bench"]
     gold_by_arm = {arm: set(group["target"]) for arm, group in bench.groupby("arm")}
     for row in bench.itertuples():
@@ -101,7 +101,7 @@ def test_generated_distractors_come_from_the_same_arm(tiny_plan):
 
 
 def test_gold_position_is_randomized(tiny_plan):
-    items = Plan.open(tiny_plan).items()
+    items = Plan.open(tiny_plan).probe_rows()
     golds = items.loc[items["experiment"] == "bench", "gold"].astype(int)
     assert golds.nunique() > 1
 

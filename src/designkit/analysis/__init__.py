@@ -14,7 +14,7 @@ The chain underneath:
     effects = adjust(effects_table(frame, specs, AnalysisOptions(alpha=0.05)), method="holm")
 
 Every outcome goes through its estimator: a registered class (`estimator.Estimator`);
-the built-ins are `newcombe`, `welch`, `bootstrap` (`two_sample`), `ks_normal`,
+the built-ins are `newcombe`, `welch`, `bootstrap` (`two_sample`), `cluster_robust`, `ks_normal`,
 `auc`, `tpr_at_fpr`, `exposure` (`membership`) and `per_stratum`.
 """
 
@@ -46,6 +46,7 @@ from designkit.analysis.estimator import (
     estimator_for,
     register_estimator,
 )
+from designkit.analysis.cluster_robust import ClusterRobust
 from designkit.analysis.forgetting import ForgettingCurve
 from designkit.analysis.ks_normal import KsNormal
 from designkit.analysis.membership import Auc, Exposure, TprAtFpr
@@ -73,6 +74,7 @@ __all__ = [
     "AnalysisOptions",
     "ArmSpec",
     "Bootstrap",
+    "ClusterRobust",
     "Comparison",
     "DoseResponse",
     "DoseTerm",

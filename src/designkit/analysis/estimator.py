@@ -50,6 +50,10 @@ class EstimationTask:
     """Every arm of the experiment (declared or scored) and its dose."""
     final_step: int
     """The experiment's last scored checkpoint: where the confirmatory family lives."""
+    instances: pd.DataFrame | None = None
+    """The outcome's instance-level rows (`LONG_FRAME_COLUMNS` plus `instance`: one row per
+    probe instance, not averaged per item), for estimators that model the clustering of
+    instances in items; None when the caller has none."""
 
     @property
     def treated_arms(self) -> list[str]:
@@ -107,11 +111,13 @@ def estimator_class(name: str, *, file: str | Path | None = None, field: str | N
 
 
 def estimator_for(outcome: OutcomeSpec, options: AnalysisOptions, *, file: str | Path | None = None,
-                  field: str | None = None) -> Estimator:
-    """The outcome's own estimator, else the default for its type under `options`."""
-    name = outcome.estimator or default_estimator(outcome.type, options)
+                  field: str | None = None, multi_instance: bool = False) -> Estimator:
+    """The outcome's own estimator, else the default for its type under `options` and its
+    `aggregate` setting (`estimator_name`)."""
+    name = estimator_name(outcome, options, multi_instance=multi_instance)
     cls = estimator_class(name, file=file, field=field)
-    if outcome.type not in cls.outcome_types:
+    averaged_binary = outcome.type == "binary" and multi_instance and outcome.estimator is None
+    if outcome.type not in cls.outcome_types and not averaged_binary:
         raise InputError(file, field, f"expected an estimator for {outcome.type} outcomes ({outcome.name!r}); "
                                       f"{name!r} takes {', '.join(cls.outcome_types)} outcomes")
     return cls()
@@ -122,6 +128,32 @@ def check_estimators(experiments: Sequence[ExperimentSpec], options: AnalysisOpt
     for i, spec in enumerate(experiments):
         for j, outcome in enumerate(spec.outcomes):
             estimator_for(outcome, options, file=file, field=f"experiments[{i}].outcomes[{j}].estimator")
+
+
+def estimator_name(outcome: OutcomeSpec, options: AnalysisOptions, *, multi_instance: bool = False) -> str:
+    """The estimator an outcome gets: its own; else `cluster_robust` for `aggregate:
+    cluster_robust`; else, for a binary outcome whose items have several probe instances
+    (averaged to proportions), the continuous method on those proportions; else the default
+    for its type."""
+    if outcome.estimator:
+        return outcome.estimator
+    if outcome.aggregate == "cluster_robust":
+        return "cluster_robust"
+    if outcome.type == "binary" and multi_instance:
+        return options.continuous_method
+    return default_estimator(outcome.type, options)
+
+
+def aggregation_note(outcome: OutcomeSpec, options: AnalysisOptions, max_instances: int) -> str:
+    """One sentence for the report: how the outcome's probe instances reached the test."""
+    if max_instances <= 1:
+        return "one probe instance per item: the item's score is tested"
+    name = estimator_name(outcome, options, multi_instance=True)
+    if outcome.aggregate == "cluster_robust" and not outcome.estimator:
+        return (f"up to {max_instances} probe instances per item enter a regression on the arm with standard errors "
+                "clustered by item (cluster_robust)")
+    unit = "proportion" if outcome.type == "binary" else "mean"
+    return f"up to {max_instances} probe instances per item are averaged to the item's {unit}, which {name} tests (the item is the unit)"
 
 
 def default_estimator(outcome_type: str, options: AnalysisOptions) -> str:
@@ -139,6 +171,8 @@ def effects_table(
     frame: pd.DataFrame,
     experiments: Sequence[ExperimentSpec],
     options: AnalysisOptions | None = None,
+    *,
+    instances: pd.DataFrame | None = None,
     **overrides: object,
 ) -> pd.DataFrame:
     """Every outcome of every experiment through its estimator, as one tidy frame of `Effect` rows.
@@ -148,7 +182,8 @@ def effects_table(
     the continuous method and the bootstrap seed. Experiments without a control arm are
     skipped by estimators that compare against one. `family` is set by the estimator
     (`confirmatory` for the primary outcome's claims at the final step); `p_adj` is left
-    NaN for `multiple_testing.adjust`.
+    NaN for `multiple_testing.adjust`. `instances` is the instance-level frame
+    (`long_outcome_frame(..., instances=True)`) for estimators that read it.
     """
     options = dataclasses.replace(options or AnalysisOptions(), **overrides)  # type: ignore[arg-type]
     missing = [c for c in LONG_FRAME_COLUMNS if c not in frame.columns]
@@ -160,12 +195,23 @@ def effects_table(
         if rows.empty:
             continue
         for outcome in spec.outcomes:
-            estimator = estimator_for(outcome, options)
+            mine = rows[rows["outcome"] == outcome.name]
+            estimator = estimator_for(outcome, options, multi_instance=max_instances(mine) > 1)
             if estimator.needs_control and spec.control_arm is None:
                 continue
-            task = EstimationTask(spec, outcome, options, arm_doses(rows, spec), int(rows["step"].max()))
-            effects += estimator.estimate(rows[rows["outcome"] == outcome.name], task)
+            own_instances = None
+            if instances is not None:
+                own_instances = instances[(instances["experiment"] == spec.name) & (instances["outcome"] == outcome.name)]
+            task = EstimationTask(spec, outcome, options, arm_doses(rows, spec), int(rows["step"].max()), own_instances)
+            effects += estimator.estimate(mine, task)
     return effects_frame(effects)
+
+
+def max_instances(rows: pd.DataFrame) -> int:
+    """The most probe instances averaged into one item's value (1 for frames without the column)."""
+    if "n_instances" not in rows.columns or rows.empty:
+        return 1
+    return int(pd.to_numeric(rows["n_instances"]).max())
 
 
 def arm_doses(rows: pd.DataFrame, spec: ExperimentSpec) -> dict[str, int]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from designkit.analysis.effects import EXPLORATORY, Effect, effects_frame, labelled_seed
-from designkit.analysis.estimator import effects_table, estimator_for
+from designkit.analysis.estimator import effects_table, estimator_for, max_instances
 from designkit.plan_types import ExperimentSpec
 from designkit.analysis.options import AnalysisOptions
 from designkit.analysis.two_sample import TwoSampleEstimator
@@ -78,10 +78,10 @@ def window_contrast(
     """
     options = dataclasses.replace(options or AnalysisOptions(), **overrides)  # type: ignore[arg-type]
     outcome_spec = spec.outcome(outcome)
-    estimator = estimator_for(outcome_spec, options)
+    rows = frame[(frame["experiment"] == spec.name) & (frame["outcome"] == outcome)]
+    estimator = estimator_for(outcome_spec, options, multi_instance=max_instances(rows) > 1)
     if not isinstance(estimator, TwoSampleEstimator):
         raise ValueError(f"outcome {outcome!r}: a window contrast needs a two-sample estimator, not {estimator.name!r}")
-    rows = frame[(frame["experiment"] == spec.name) & (frame["outcome"] == outcome)]
     if step is None:
         step = int(frame.loc[frame["experiment"] == spec.name, "step"].max())
     at_step = rows[rows["step"] == step]
@@ -123,7 +123,8 @@ def window_contrasts_table(
             continue
         for step in ([int(scored_steps.max())] if steps is None else steps):
             for outcome in spec.outcomes:
-                if not isinstance(estimator_for(outcome, options), TwoSampleEstimator):
+                own = frame[(frame["experiment"] == spec.name) & (frame["outcome"] == outcome.name)]
+                if not isinstance(estimator_for(outcome, options, multi_instance=max_instances(own) > 1), TwoSampleEstimator):
                     continue
                 for early, late in pairs:
                     effects.append(window_contrast(frame, spec, outcome.name, early, late, step=step, options=options))

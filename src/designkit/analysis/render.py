@@ -27,7 +27,7 @@ from designkit.analysis.results import RunResults
 
 RESULTS_FORMAT = "designkit-report/1"
 RESULTS_KEYS = ("format", "identity", "settings", "overview", "baseline_loss", "experiments", "verdicts", "effects", "contrasts",
-                "dose_response", "power", "equivalence", "arm_means", "sections", "red_flags", "figures", "files")
+                "dose_response", "power", "equivalence", "arm_means", "sections", "red_flags", "warnings", "figures", "files")
 REPORT_FILES = ("results.json", "effects.parquet", "report.md", "report.html")
 P_COLUMNS = ("p", "p_adj", "p_tost")
 
@@ -237,6 +237,7 @@ def results_document(results: RunResults, figures: Sequence[Any]) -> dict[str, A
         "arm_means": _records(results.arm_means),
         "sections": [{"title": s.title, "intro": s.intro, "rows": _records(s.table)} for s in results.sections],
         "red_flags": results.red_flags,
+        "warnings": results.warnings,
         "figures": [{"file": f.name, "title": f.title, "caption": f.caption, "experiment": f.experiment} for f in figures],
         "files": list(REPORT_FILES) + [f.name for f in figures],
     })
@@ -278,7 +279,7 @@ def render(template: str, results: RunResults, figures: Sequence[Any]) -> str:
     for fig in figures:
         by_experiment.setdefault(fig.experiment, []).append(fig)
     return _ENVIRONMENT.get_template(template).render(
-        results=results, name=results.identity.get("plan_name"), red_flags=results.red_flags,
+        results=results, name=results.identity.get("plan_name"), red_flags=results.red_flags, warnings=results.warnings,
         confirmatory=confirmatory_table(results), sections=table_sections(results), identity=identity_table(results),
         figures=by_experiment, paragraphs=results.paragraphs, overview=overview_table(results), loss=loss_table(results),
         reference=results.baseline_identity,

@@ -31,7 +31,14 @@ from designkit.analysis import controlled, forgetting
 from designkit.analysis.dose_response import DoseResponse
 from designkit.analysis.effects import CONFIRMATORY, finite_values
 from designkit.analysis.equivalence import equivalence_table
-from designkit.analysis.estimator import Estimator, ReportSection, check_estimators, effects_table, estimator_for
+from designkit.analysis.estimator import (
+    Estimator,
+    ReportSection,
+    aggregation_note,
+    check_estimators,
+    effects_table,
+    estimator_for,
+)
 from designkit.analysis.multiple_testing import adjust
 from designkit.analysis.options import AnalysisOptions
 from designkit.analysis.outcome_frame import long_outcome_frame
@@ -132,7 +139,7 @@ class RunResults:
     frame: pd.DataFrame = field(repr=False)
     """The long outcome frame every estimator read."""
     sections: list[ReportSection] = field(default_factory=list, repr=False)
-    """Report sections added by estimators."""
+    """Report sections added by estimators (and the probe-instance aggregation, where items have several)."""
     figures: list = field(default_factory=list, repr=False)
     """Figures drawn from the run beyond the checkpoint scores (``figures.FigureFile``: controller trajectories)."""
     budget: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -140,6 +147,11 @@ class RunResults:
     baseline_metrics: pd.DataFrame | None = field(default=None, repr=False)
     """metrics.csv of a reference run with the same seed and no experiments (``--baseline-run``), if given."""
     baseline_identity: dict[str, Any] | None = field(default=None, repr=False)
+    instances: pd.DataFrame | None = field(default=None, repr=False)
+    """The instance-level outcome frame, for outcomes with `aggregate: cluster_robust` (else None)."""
+    warnings: list[str] = field(default_factory=list)
+    """Lines the report shows as warnings: experiments whose treated and control items (or
+    training payloads and probe instances) share n-grams (plan.json `spillover`)."""
 
     @property
     def confirmatory(self) -> pd.DataFrame:
@@ -160,7 +172,7 @@ class RunResults:
         """Every effect's (1 - alpha) CI, keyed like `effects`; another alpha re-runs the estimators."""
         effects = self.effects
         if alpha is not None and alpha != self.options.alpha:
-            effects = _estimate(self.frame, self.specs, dataclasses.replace(self.options, alpha=alpha))
+            effects = _estimate(self.frame, self.specs, dataclasses.replace(self.options, alpha=alpha), self.instances)
         return effects[EFFECT_KEYS + ["estimate", "ci_low", "ci_high"]].reset_index(drop=True)
 
     @cached_property
@@ -269,7 +281,9 @@ def compute(plan_meta: Mapping[str, Any], items: pd.DataFrame, scores: pd.DataFr
     entries = list(plan_meta["experiments"])
     specs = tuple(ExperimentSpec.from_json(e) for e in entries)
     frame = long_outcome_frame(items, scores, specs)
-    effects = _estimate(frame, specs, options)
+    clustered = [s for s in specs if any(o.aggregate == "cluster_robust" for o in s.outcomes)]
+    instances = long_outcome_frame(items, scores, clustered, instances=True) if clustered else None
+    effects = _estimate(frame, specs, options, instances)
     multi_dose = [s for s in specs if len({a.dose for a in s.arms if a.name != s.control_arm}) >= 2]
     planned_power = pd.DataFrame(plan_meta.get("power") or [])
     power = (achieved_mde_table(effects, experiments=specs, planned_power=planned_power, power=options.power)
@@ -282,13 +296,15 @@ def compute(plan_meta: Mapping[str, Any], items: pd.DataFrame, scores: pd.DataFr
         effects=effects, arm_means=arm_means_table(frame, specs, options.alpha),
         dose_response=DoseResponse.fit(frame, multi_dose, alpha=options.alpha), power=power,
         equivalence=equivalence, verdicts=verdicts, metrics=metrics, checkpoint_steps=list(checkpoint_steps),
-        applied=applied, frame=frame, sections=_sections(effects, specs, options), budget=dict(plan_meta.get("budget") or {}),
+        applied=applied, frame=frame, sections=_sections(effects, specs, options) + instance_sections(frame, specs, options), budget=dict(plan_meta.get("budget") or {}),
+        instances=instances, warnings=spillover_warnings(plan_meta),
     )
 
 
-def _estimate(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], options: AnalysisOptions) -> pd.DataFrame:
+def _estimate(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], options: AnalysisOptions,
+              instances: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every estimator's rows plus the window contrasts, adjusted within each family."""
-    effects = effects_table(frame, specs, options)
+    effects = effects_table(frame, specs, options, instances=instances)
     contrasts = window_contrasts_table(frame, specs, options=options)
     if len(contrasts):
         effects = pd.concat([effects, contrasts], ignore_index=True)
@@ -310,6 +326,42 @@ def _sections(effects: pd.DataFrame, specs: Sequence[ExperimentSpec], options: A
             if (effects["estimator"] == name).any()]
 
 
+def instance_sections(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], options: AnalysisOptions) -> list[ReportSection]:
+    """A "Probe instances" table where some item has several: per outcome, how the instances
+    reached the test (averaged to the item, or clustered by item). None otherwise."""
+    if "n_instances" not in frame.columns or frame.empty or int(frame["n_instances"].max()) <= 1:
+        return []
+    rows = []
+    for spec in specs:
+        for outcome in spec.outcomes:
+            mine = frame[(frame["experiment"] == spec.name) & (frame["outcome"] == outcome.name)]
+            if mine.empty or int(mine["n_instances"].max()) <= 1:
+                continue
+            most = int(mine["n_instances"].max())
+            rows.append({"experiment": spec.name, "outcome": outcome.name, "aggregate": outcome.aggregate,
+                         "instances per item": f"{int(mine['n_instances'].min())}–{most}",
+                         "test": aggregation_note(outcome, options, most)})
+    intro = ("Items with several probe instances (test problems, held-out prompts): the item is the randomized unit, "
+             "so its instances are not independent; each outcome's `aggregate` setting says how they enter the test.")
+    return [ReportSection("Probe instances", intro, pd.DataFrame(rows))]
+
+
+def spillover_warnings(plan_meta: Mapping[str, Any]) -> list[str]:
+    """One line per experiment where the plan found spillover n-grams (plan.json `spillover`)."""
+    info = plan_meta.get("spillover") or {}
+    lines = []
+    for row in info.get("experiments", []):
+        if row.get("controls_exposed"):
+            example = row.get("example_pair") or ["?", "?"]
+            lines.append(f"{row['experiment']}: {row['controls_exposed']} control items share a {info.get('ngram')}-gram with "
+                         f"treated items' training text (e.g. {example[0]} and {example[1]}), so controls may learn from the "
+                         "insertions and the contrast underestimates the effect")
+        if row.get("instances_overlapping"):
+            lines.append(f"{row['experiment']}: {row['instances_overlapping']} held-out probe instances share a "
+                         f"{info.get('ngram')}-gram with inserted training payloads (e.g. {row.get('example_instance')})")
+    return lines
+
+
 def arm_means_table(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], alpha: float) -> pd.DataFrame:
     """Each arm's mean outcome and CI at every step: t interval, or Wilson for binary outcomes."""
     types = {(s.name, o.name): o.type for s in specs for o in s.outcomes}
@@ -320,7 +372,7 @@ def arm_means_table(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], alpha:
         n = values.size
         mean = float(values.mean()) if n else math.nan
         sd = float(values.std(ddof=1)) if n > 1 else math.nan
-        if outcome_type == "binary":
+        if outcome_type == "binary" and np.isin(values, (0.0, 1.0)).all():  # item proportions (several instances) get the t interval
             low, high = proportion_confint(int(values.sum()), n, alpha=alpha, method="wilson") if n else (math.nan, math.nan)
         else:
             half = stats.t.ppf(1 - alpha / 2, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
@@ -328,7 +380,8 @@ def arm_means_table(frame: pd.DataFrame, specs: Sequence[ExperimentSpec], alpha:
         rows.append(ArmMean(
             experiment=str(experiment), outcome=str(outcome), outcome_type=outcome_type, arm=str(arm),
             dose=int(group["dose"].iloc[0]), inserted=bool(group["inserted"].iloc[0]), step=int(step), n=n,
-            mean=mean, sd=sd, ci_low=float(low), ci_high=float(high), method="wilson" if outcome_type == "binary" else "t",
+            mean=mean, sd=sd, ci_low=float(low), ci_high=float(high),
+            method="wilson" if outcome_type == "binary" and np.isin(values, (0.0, 1.0)).all() else "t",
         ))
     table = to_frame(rows, ArmMean)
     return table.sort_values(["experiment", "outcome", "step", "dose", "arm"], kind="stable", ignore_index=True)

@@ -5,7 +5,7 @@ installed packages declare under the ``designkit.kinds`` entry-point group, and 
 ``module:attr`` import path a design names.
 """
 
-from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec
+from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, Payload, PlanContext, ProbeInstance, ProbeSpec
 from designkit.kinds.canary import Canary
 from designkit.kinds.contamination import Contamination
 from designkit.kinds.forgetting import Forgetting
@@ -19,4 +19,4 @@ KINDS: Registry[type[ExperimentKind]] = Registry("designkit.kinds", "experiment 
 for _kind in (Contamination, Canary, Texts, Verbatim, Watermark, Knowledge, Forgetting):
     KINDS.register(_kind)
 
-__all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec"]
+__all__ = ["KINDS", "ExperimentKind", "Item", "OutcomeSpec", "Payload", "PlanContext", "ProbeInstance", "ProbeSpec"]

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -22,18 +22,81 @@ from designkit.controllers import ControllerSpec
 from designkit.errors import InputError
 from designkit.plan_types import EditKind, OutcomeSpec, ProbeSpec
 
-__all__ = ["ExperimentKind", "Item", "OutcomeSpec", "PlanContext", "ProbeSpec", "record_meta"]
+__all__ = ["ExperimentKind", "Item", "OutcomeSpec", "Payload", "PlanContext", "ProbeInstance", "ProbeSpec", "record_meta"]
 
+
+@dataclass
+class Payload:
+    """One training text of an item, placed in the run with its own repetitions.
+
+    Give ``text`` (tokenized once at plan time) or ``tokens`` (exact ids: random-token
+    canaries, corpus excerpts). An item's payloads are, for example, the paraphrases of a
+    fact, the training problems of a reasoning template, the documents of a poisoning
+    trigger, or the paragraphs of a long document.
+    """
+
+    text: str | None = None
+    tokens: list[int] | np.ndarray | None = None
+
+
+@dataclass
+class ProbeInstance:
+    """One probe instance of an item: the probe fields of one test problem, one held-out
+    prompt, one question. Same field names and meanings as ``Item``'s probe fields, so a
+    probe spec reads ``prompt_tokens`` the same way from either; ``meta`` is stored as
+    ``instance_meta`` (JSON) in ``probe_instances.parquet``."""
+
+    prompt: str | None = None
+    target: str | None = None
+    alt_prompt: str | None = None
+    choices: list[str] | None = None
+    gold: int | None = None
+    probe_text: str | None = None
+    prompt_tokens: list[int] | np.ndarray | None = None
+    target_tokens: list[int] | np.ndarray | None = None
+    probe_tokens: list[int] | np.ndarray | None = None
+    alt_probe_tokens: list[int] | np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Item:
-    """One payload item before planning. Token fields override tokenizing the text fields; they
-    are lists of ints or 1-D integer numpy arrays (rows of one array keep 100k items small)."""
+    """One item before planning: the randomized unit (the cluster of the analysis).
+
+    **Payloads** (what training sees). The shorthand is one payload: ``text`` or
+    ``payload_tokens``. An item with several training texts lists them in ``payloads``
+    instead (``Payload(text=…)`` or ``Payload(tokens=…)``); then ``text`` is only the
+    item's label in ``items.parquet`` (default: the first payload's text). How the arm's
+    ``dose`` spreads over payloads is the kind's ``dose_counts``: ``"payload"`` (default)
+    places every payload ``dose`` times; ``"item"`` places the item ``dose`` times in all,
+    cycling over its payloads in time order (insertion ``k`` of the item is payload
+    ``k mod n_payloads``). Each payload is its own row of ``payloads.parquet`` and
+    placements name it (``payload_index``).
+
+    **Probe instances** (what a checkpoint is asked). The shorthand is the probe fields on
+    the item itself (``prompt``, ``target``, ``probe_tokens``, …): one instance. An item
+    with several test problems or prompts lists them in ``probe_instances``
+    (``ProbeInstance(prompt=…, target=…)``); the item's own probe fields are then ignored.
+    Every probe of the experiment scores every instance; scores rows carry ``instance``
+    next to ``item_index``, and the analysis aggregates instances to the item before
+    testing (``OutcomeSpec.aggregate``). A kind whose instances are held out from its
+    payloads (new test problems, not the training text itself) sets
+    ``ExperimentKind.probes_held_out``, and the planner checks them against the training
+    payloads for n-gram overlap.
+
+    Token fields override tokenizing the text fields; they are lists of ints or 1-D integer
+    numpy arrays (rows of one array keep 100k items small).
+
+    Example (a template with three training problems and two test problems)::
+
+        Item(source_id="t07",
+             payloads=[Payload(text=p) for p in train_problems],
+             probe_instances=[ProbeInstance(prompt=q, target=a) for q, a in test_problems])
+    """
 
     source_id: str
     text: str | None = None
-    """Training text; None when ``payload_tokens`` is given."""
+    """Training text (single payload); None when ``payload_tokens`` or ``payloads`` is given."""
     payload_tokens: list[int] | np.ndarray | None = None
     """Exact training tokens (random-token canaries, corpus excerpts)."""
     prompt: str | None = None
@@ -52,7 +115,8 @@ class Item:
     """Tokens scored as a within-item control text (e.g. the canary's tokens shuffled)."""
     stratum: str | None = None
     positions: list[int] | None = None
-    """Explicit global sequence indices for the item's insertions, if the file gives them."""
+    """Explicit global sequence indices for the item's insertions, if the file gives them
+    (one payload, or ``dose_counts = "item"``: one index per insertion of the item)."""
     corpus_window: int | None = None
     """Whole-sequence kinds (``edit`` ``remove``/``noise``): the training-region window this
     item is; every sequence of the run that reads it is edited (from ``PlanContext.sample_run_windows``)."""
@@ -68,6 +132,20 @@ class Item:
     global sequences in ``positions`` (one visit each, e.g. a whole batch at a chosen step, FC);
     control, it is never trained."""
     meta: dict[str, Any] = field(default_factory=dict)
+    payloads: list[Payload] | None = None
+    """Several training texts (see above); None: the single payload ``text``/``payload_tokens``."""
+    probe_instances: list[ProbeInstance] | None = None
+    """Several probe instances (see above); None: one instance, the item's own probe fields."""
+
+    def all_payloads(self) -> list[Payload]:
+        """The item's payloads, the single-payload shorthand included."""
+        if self.payloads is not None:
+            return list(self.payloads)
+        return [Payload(text=self.text if self.payload_tokens is None else None, tokens=self.payload_tokens)]
+
+    def all_probe_instances(self) -> list[Any]:
+        """The item's probe instances; the shorthand is the item itself (same field names)."""
+        return list(self.probe_instances) if self.probe_instances is not None else [self]
 
 
 class PlanContext:
@@ -175,6 +253,15 @@ class ExperimentKind(ABC):
     The planner places ``remove``/``noise`` edits first and keeps insertions out of those
     sequences (and out of the control items' sequences, so controls stay untouched).
     """
+    dose_counts: ClassVar[Literal["payload", "item"]] = "payload"
+    """How an arm's ``dose`` counts for items with several payloads: ``payload`` places each
+    payload ``dose`` times; ``item`` places the item ``dose`` times in all, cycling over its
+    payloads in time order (the paper's knowledge acquisition fills paraphrases cyclically)."""
+    probes_held_out: ClassVar[bool] = False
+    """True when probe instances are new texts, held out from the payloads (test problems of a
+    reasoning template, held-out prompts of a trigger). The planner then checks that no
+    instance shares an n-gram with an inserted payload of its experiment (``plan.json``
+    ``spillover``). False when the probes read the training text itself (canaries, texts)."""
     item_noun: ClassVar[tuple[str, str]] = ("item", "items")
     """What one item is called in the report's prose: (singular, plural)."""
     treatment: ClassVar[str | None] = None

@@ -12,14 +12,18 @@ def budget_table(items: pd.DataFrame, total_tokens: int, n_sequences: int, slots
 
     ``items`` needs ``experiment``, ``arm``, ``dose``, ``inserted``, ``footprint`` (payload
     tokens plus the two EOS wrappers; 0 for whole-sequence items) and ``edited_sequences``
-    (the whole-sequence edits placed for each item). Tokens count everything an insertion
+    (the whole-sequence edits placed for each item); or, instead of ``footprint``, ``insertions``
+    and ``injected_tokens`` per item (the planner's, summed over an item's payloads). Tokens count everything an insertion
     overwrites; sequences removed or noised are counted apart, as a share of the run's sequences.
     """
     controlled = items["controlled"].astype(bool) if "controlled" in items.columns else pd.Series(False, index=items.index)
-    frame = items.assign(
-        insertions=items["dose"].where(items["inserted"] & (items["footprint"] > 0) & ~controlled, 0),
-    )
-    frame = frame.assign(tokens=frame["insertions"] * frame["footprint"])
+    if "insertions" in items.columns:  # the planner counted each item's insertions and tokens over its payloads
+        frame = items.assign(insertions=items["insertions"].where(~controlled, 0), tokens=items["injected_tokens"].where(~controlled, 0))
+    else:
+        frame = items.assign(
+            insertions=items["dose"].where(items["inserted"] & (items["footprint"] > 0) & ~controlled, 0),
+        )
+        frame = frame.assign(tokens=frame["insertions"] * frame["footprint"])
     if slots is not None and len(slots):
         # a controller's doses are unknown at plan time: its slots count at full capacity, on its treated arms' first item
         capacity = slots.groupby("experiment")["n_tokens"].sum()

@@ -50,6 +50,12 @@ def cross_experiment_pairs(entries: np.ndarray, owners: np.ndarray, experiment_o
     return pd.DataFrame(sorted(pairs), columns=["item_a", "item_b"], dtype=np.int64)
 
 
+def payload_rows(items: pd.DataFrame, payloads: pd.DataFrame) -> pd.DataFrame:
+    """One row per payload carrying its item's columns (``item_index`` included): the rows the
+    n-gram table's owners index, so hits map back to items."""
+    return items.iloc[payloads["item_index"].to_numpy()].reset_index(drop=True)
+
+
 def select_items(items: pd.DataFrame, payload_tokens: np.ndarray, payload_index: np.ndarray, keep: np.ndarray):
     """Items, tokens and offsets of the items where ``keep`` is true (all inputs when every one is)."""
     if keep.all():
@@ -115,12 +121,25 @@ def assemble_report(items: pd.DataFrame, table: NgramTable, payload_index: np.nd
             "cross_experiment": np.isin(np.arange(len(items)), pairs.to_numpy().ravel()),
         }
     )
+    item_ids = items["item_id"].to_numpy()
+    if "item_index" in items.columns and items["item_index"].duplicated().any():
+        # rows are payloads: count items, each flagged if any of its payloads is (too short if all are)
+        distinct, first = np.unique(items["item_index"].to_numpy(np.int64), return_index=True)
+        position = np.searchsorted(distinct, items["item_index"].to_numpy(np.int64))
+        flags = flags.groupby(position, sort=True).agg(
+            experiment=("experiment", "first"), arm=("arm", "first"), too_short=("too_short", "all"),
+            in_corpus=("in_corpus", "any"), cross_experiment=("cross_experiment", "any"),
+        ).reset_index(drop=True)
+        in_corpus = np.unique(position[in_corpus])
+        if len(pairs):
+            a, b = position[pairs["item_a"].to_numpy()], position[pairs["item_b"].to_numpy()]
+            pairs = pd.DataFrame({"item_a": np.minimum(a, b), "item_b": np.maximum(a, b)}).drop_duplicates().sort_values(["item_a", "item_b"])
+        item_ids = item_ids[first]
     per_arm = (
         flags.groupby(["experiment", "arm"], sort=False)
         .agg(items=("arm", "size"), too_short=("too_short", "sum"), in_corpus=("in_corpus", "sum"), cross_experiment=("cross_experiment", "sum"))
         .reset_index()
     )
-    item_ids = items["item_id"].to_numpy()
     return {
         "ngram": n,
         "corpus_tokens_scanned": int(scanned),
@@ -132,3 +151,4 @@ def assemble_report(items: pd.DataFrame, table: NgramTable, payload_index: np.nd
         "examples_in_corpus": [str(item_ids[i]) for i in in_corpus[:MAX_REPORTED_PAIRS]],
         "examples_cross_experiment": [[str(item_ids[a]), str(item_ids[b])] for a, b in pairs.to_numpy()[:MAX_REPORTED_PAIRS]],
     }
+

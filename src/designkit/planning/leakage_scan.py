@@ -21,7 +21,7 @@ import numpy as np
 from designkit import atomic_files, schema
 from designkit.errors import InputError
 from designkit.kinds import KINDS
-from designkit.planning.leakage import assemble_report, select_items
+from designkit.planning.leakage import assemble_report, payload_rows, select_items
 from designkit.planning.ngram_scan import (
     NgramTable,
     TokenFile,
@@ -64,7 +64,7 @@ class PlanScan:
         # as the planner: only texts edited into the run; remove/noise items are corpus windows
         payload_tokens, payload_index = plan.payload
         edit = {spec.name: _edit(spec, plan.path / "plan.json") for spec in plan.experiment_specs}
-        items = plan.items()
+        items = payload_rows(plan.items(), plan.payloads())
         inserted = (items["experiment"].map(edit) == "insert").to_numpy()
         self.items, tokens, self.payload_index = select_items(items, np.asarray(payload_tokens), payload_index, inserted)
         self.table = NgramTable.build(tokens, self.payload_index, self.ngram)

@@ -23,7 +23,9 @@ from designkit import atomic_files, plan_types
 from designkit.data.tokenizer import TOKENIZER_FILES
 from designkit.errors import InputError, quote
 
-FORMAT = "designkit-plan/4"  # 2: placements carry noise_std; reserved.parquet lists reserve windows; 3: plan.json records plan_hash; 4: reserved.parquet lists controller slots (interval)
+FORMAT = "designkit-plan/5"  # 2: placements carry noise_std; reserved.parquet lists reserve windows; 3: plan.json records plan_hash;
+# 4: reserved.parquet lists controller slots (interval); 5: payloads.parquet and probe_instances.parquet (items with many
+# payloads and probe instances), placements carry payload_index
 PLAN_FILE = "plan.json"
 PLAN_HASH_KEY = "plan_hash"
 EDIT_KINDS = plan_types.EDIT_KINDS
@@ -91,11 +93,32 @@ ITEMS_SCHEMA = pa.schema(
         ("window_start", pa.float64()),
         ("window_end", pa.float64()),
         ("text", pa.string()),
+        ("n_payloads", pa.int32()),
+        ("n_instances", pa.int32()),
+        ("meta", pa.string()),
+    ]
+)
+
+PAYLOADS_SCHEMA = pa.schema(
+    [
+        ("payload_index", pa.int32()),
+        ("item_index", pa.int32()),
+        ("ordinal", pa.int32()),
+        ("dose", pa.int32()),
+        ("n_tokens", pa.int32()),
+    ]
+)
+"""One row per payload (row number = ``payload_index``): its item, its ordinal among the
+item's payloads, its planned repetitions and its token count (without the EOS wrappers)."""
+
+PROBE_FIELD_SCHEMA = pa.schema(
+    [
         ("prompt", pa.string()),
         ("target", pa.string()),
         ("alt_prompt", pa.string()),
         ("choices", pa.list_(pa.string())),
         ("gold", pa.int32()),
+        ("probe_text", pa.string()),
         ("prompt_tokens", pa.list_(pa.int32())),
         ("target_tokens", pa.list_(pa.int32())),
         ("alt_prompt_tokens", pa.list_(pa.int32())),
@@ -110,6 +133,16 @@ ITEMS_SCHEMA = pa.schema(
         ("noise_std", pa.float32()),
     ]
 )
+"""The probe fields of one probe instance: what probe specs name."""
+
+INSTANCES_SCHEMA = pa.schema(
+    [("item_index", pa.int32()), ("instance", pa.int32()), *PROBE_FIELD_SCHEMA, ("instance_meta", pa.string())]
+)
+"""One row per probe instance, sorted by (``item_index``, ``instance``)."""
+
+PROBE_ROW_COLUMNS: tuple[str, ...] = (*ITEMS_SCHEMA.names, *INSTANCES_SCHEMA.names[1:])
+"""Columns of ``Plan.probe_rows()`` (an item's columns next to each of its instances): the
+names probe specs may use as item fields."""
 
 PLACEMENTS_SCHEMA = pa.schema(
     [
@@ -118,6 +151,7 @@ PLACEMENTS_SCHEMA = pa.schema(
         ("n_tokens", pa.int32()),
         ("item_index", pa.int32()),
         ("item_id", pa.dictionary(pa.int32(), pa.string())),
+        ("payload_index", pa.int32()),
         ("repetition", pa.int32()),
         ("edit", pa.dictionary(pa.int8(), pa.string())),
         ("reserve_seq", pa.int64()),
@@ -151,6 +185,8 @@ def write_plan(
     out: Path,
     plan: dict[str, Any],
     items: pd.DataFrame,
+    payloads: pd.DataFrame,
+    instances: pd.DataFrame,
     payload_tokens: np.ndarray,
     payload_index: np.ndarray,
     placements: pd.DataFrame,
@@ -162,6 +198,8 @@ def write_plan(
     """Write a complete plan directory atomically and return its plan hash."""
     with atomic_files.atomic_directory(out, replace=replace) as tmp:
         _write_parquet(items[ITEMS_SCHEMA.names], tmp / "items.parquet", ITEMS_SCHEMA)
+        _write_parquet(payloads[PAYLOADS_SCHEMA.names], tmp / "payloads.parquet", PAYLOADS_SCHEMA)
+        _write_parquet(instances[INSTANCES_SCHEMA.names], tmp / "probe_instances.parquet", INSTANCES_SCHEMA)
         np.save(tmp / "payload_tokens.npy", payload_tokens, allow_pickle=False)
         np.save(tmp / "payload_index.npy", payload_index.astype(np.int64), allow_pickle=False)
         write_placements(placements, items["item_id"].to_numpy(), tmp / "placements.parquet")
@@ -343,10 +381,32 @@ class Plan:
 
     def items(self) -> pd.DataFrame:
         if "items" not in self._cache:
-            items = pd.read_parquet(self.path / "items.parquet")
-            items["gold"] = items["gold"].astype("Int32")  # nullable: only multiple-choice items have one
-            self._cache["items"] = items
+            self._cache["items"] = pd.read_parquet(self.path / "items.parquet")
         return self._cache["items"]
+
+    def payloads(self) -> pd.DataFrame:
+        """``payloads.parquet``: one row per payload, row number = ``payload_index``."""
+        if "payloads" not in self._cache:
+            self._cache["payloads"] = pd.read_parquet(self.path / "payloads.parquet")
+        return self._cache["payloads"]
+
+    def probe_instances(self) -> pd.DataFrame:
+        """``probe_instances.parquet``: one row per (item, probe instance)."""
+        if "instances" not in self._cache:
+            instances = pd.read_parquet(self.path / "probe_instances.parquet")
+            instances["gold"] = instances["gold"].astype("Int32")  # nullable: only multiple-choice instances have one
+            self._cache["instances"] = instances
+        return self._cache["instances"]
+
+    def probe_rows(self) -> pd.DataFrame:
+        """What probes read: every probe instance with its item's columns (``PROBE_ROW_COLUMNS``),
+        in item order, then instance order."""
+        instances = self.probe_instances()
+        items = self.items()
+        rows = items.iloc[instances["item_index"].to_numpy()].reset_index(drop=True)
+        for column in INSTANCES_SCHEMA.names[1:]:
+            rows[column] = instances[column].to_numpy() if column != "gold" else instances[column].array
+        return rows
 
     def placements(self) -> pd.DataFrame:
         if "placements" not in self._cache:
@@ -362,9 +422,18 @@ class Plan:
         index = np.load(self.path / "payload_index.npy", allow_pickle=False)
         return tokens, index
 
-    def payload_of(self, item_index: int) -> np.ndarray:
+    @cached_property
+    def item_payloads(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per item, its first payload's row and its number of payloads (an item's payloads are
+        consecutive rows): payload ``k`` of item ``i`` is row ``first[i] + k``."""
+        payloads = self.payloads()
+        counts = np.bincount(payloads["item_index"].to_numpy(np.int64), minlength=len(self.items()))
+        return np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64), counts.astype(np.int64)
+
+    def payload_of(self, payload_index: int) -> np.ndarray:
+        """The tokens of payload ``payload_index`` (a row of ``payloads.parquet``), without EOS wrappers."""
         tokens, index = self.payload
-        return np.asarray(tokens[index[item_index] : index[item_index + 1]])
+        return np.asarray(tokens[index[payload_index] : index[payload_index + 1]])
 
     def use_corpus(self, path: str | Path) -> None:
         """Read the corpus from ``path`` instead of where it was planned: a plan made on a laptop

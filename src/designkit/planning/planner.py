@@ -27,10 +27,10 @@ from designkit.data.tokenizer import TextTokenizer
 from designkit.design import Design, ExperimentSpec, design_to_dict, design_warnings, load_design
 from designkit.errors import InputError, quote
 from designkit.controllers import ControllerSpec
-from designkit.kinds import KINDS, Item, PlanContext
-from designkit.planning import budget, leakage, placement, power, randomize, slots, span_finder
+from designkit.kinds import KINDS, Item, Payload, PlanContext, ProbeInstance
+from designkit.planning import budget, leakage, placement, power, randomize, slots, span_finder, spillover
 from designkit.planning.permutation import BaseOrder
-from designkit.planning.planfile import ITEMS_SCHEMA, write_plan
+from designkit.planning.planfile import INSTANCES_SCHEMA, ITEMS_SCHEMA, PROBE_ROW_COLUMNS, write_plan
 from designkit.planning.reserve import ReserveAllocator
 from designkit.planning.reserve import empty_reserved as reserve_empty
 from designkit.probes import check_probe_specs
@@ -199,30 +199,98 @@ ITEM_COLUMNS = (
     *(name for name in ITEMS_SCHEMA.names if name not in ("item_index", "noise_seed")),
     # internal columns (not written): what the placement needs
     "positions", "edit", "corpus_windows", "watermarked", "footprint", "controlled", "replacement_window",
+    "dose_counts", "insertions", "injected_tokens",
 )
+INSTANCE_COLUMNS = tuple(name for name in INSTANCES_SCHEMA.names if name != "instance")
 
 
-def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) -> tuple[pd.DataFrame, list[list[int] | np.ndarray]]:
-    """One row per item, built column by column (200k rows as dicts would cost ~1 KB each)."""
+@dataclass
+class PlanItems:
+    """The planner's tables of every item: items, their payloads and their probe instances."""
+
+    items: pd.DataFrame
+    payloads: pd.DataFrame
+    """``payloads.parquet`` plus the internal ``footprint`` (tokens an insertion covers)."""
+    payload_tokens: list[list[int] | np.ndarray]
+    instances: pd.DataFrame
+
+
+def payload_doses(arm_dose: int, n_payloads: int, dose_counts: str) -> list[int]:
+    """Planned repetitions of each of an item's payloads: the arm's dose each (``payload``), or
+    the dose split cyclically over them (``item``: payload ``j`` gets insertions ``j, j + n, …``)."""
+    if dose_counts == "item":
+        return [arm_dose // n_payloads + (1 if j < arm_dose % n_payloads else 0) for j in range(n_payloads)]
+    return [arm_dose] * n_payloads
+
+
+def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) -> PlanItems:
+    """One row per item, payload and probe instance, built column by column (200k rows as dicts
+    would cost ~1 KB each)."""
     columns: dict[str, list] = {name: [] for name in ITEM_COLUMNS}
+    instance_columns: dict[str, list] = {name: [] for name in INSTANCE_COLUMNS}
+    payload_columns: dict[str, list] = {name: [] for name in ("item_index", "ordinal", "dose", "n_tokens", "footprint")}
     payloads: list[list[int] | np.ndarray] = []
     meta_json: dict[int, str] = {}
+    first_item = 0
     for exp in experiments:
         spec, items, edit = exp.spec, exp.items, exp.kind.edit
-        texts = [item.text if item.payload_tokens is None else None for item in items]
-        encoded = iter(tokenizer.encode_batch([t for t in texts if t is not None]))
+        dose_counts = getattr(exp.kind, "dose_counts", "payload")
+        item_payloads = [item.all_payloads() for item in items]
+        texts = [p.text for ps in item_payloads for p in ps if p.tokens is None]
+        if any(t is None for t in texts):
+            bad = next(item for item, ps in zip(items, item_payloads) if any(p.tokens is None and p.text is None for p in ps))
+            raise InputError(None, "items", f"expected a text or tokens for every payload of kind {spec.kind!r}, item {bad.source_id!r} has a payload with neither")
+        encoded = iter(tokenizer.encode_batch(texts))
         payload = [
-            next(encoded) if item.payload_tokens is None
-            else item.payload_tokens if isinstance(item.payload_tokens, np.ndarray) else [int(t) for t in item.payload_tokens]
-            for item in items
+            [next(encoded) if p.tokens is None else p.tokens if isinstance(p.tokens, np.ndarray) else [int(t) for t in p.tokens] for p in ps]
+            for ps in item_payloads
         ]
-        payloads.extend(payload)
         arms = [spec.arms[arm] for arm in exp.arms]
         windows = [arm.window or spec.window for arm in arms]
         stds = {arm: float(exp.kind.noise_std(arm)) for arm in spec.arms}
         for item in items:  # items of a kind often share one meta dict: encode it once
             if id(item.meta) not in meta_json:
                 meta_json[id(item.meta)] = _META_ENCODER.encode(item.meta)
+        n_payloads = [len(ps) for ps in payload]
+        for i, (item, ps, arm) in enumerate(zip(items, payload, arms)):
+            if not ps:
+                raise InputError(None, "items", f"expected at least one payload per item, item {item.source_id!r} has none")
+            doses = payload_doses(arm.dose, len(ps), dose_counts)
+            payloads.extend(ps)
+            payload_columns["item_index"].extend([first_item + i] * len(ps))
+            payload_columns["ordinal"].extend(range(len(ps)))
+            payload_columns["dose"].extend(doses)
+            payload_columns["n_tokens"].extend(len(p) for p in ps)
+            payload_columns["footprint"].extend(len(p) + EOS_WRAP if edit == "insert" else 0 for p in ps)
+        instances = [item.all_probe_instances() for item in items]
+        flat = [(first_item + i, inst) for i, insts in enumerate(instances) for inst in insts]
+        for _, inst in flat:
+            if isinstance(inst, ProbeInstance) and id(inst.meta) not in meta_json:
+                meta_json[id(inst.meta)] = _META_ENCODER.encode(inst.meta)
+        instance_add = {
+            "item_index": [i for i, _ in flat],
+            "prompt": [inst.prompt for _, inst in flat],
+            "target": [inst.target for _, inst in flat],
+            "alt_prompt": [inst.alt_prompt for _, inst in flat],
+            "choices": [inst.choices for _, inst in flat],
+            "gold": [inst.gold for _, inst in flat],
+            "probe_text": [inst.probe_text for _, inst in flat],
+            "prompt_tokens": [_tokens(tokenizer, inst.prompt_tokens, inst.prompt) for _, inst in flat],
+            "target_tokens": [_tokens(tokenizer, inst.target_tokens, inst.target) for _, inst in flat],
+            "alt_prompt_tokens": [_tokens(tokenizer, None, inst.alt_prompt) for _, inst in flat],
+            "probe_tokens": [_tokens(tokenizer, inst.probe_tokens, inst.probe_text) for _, inst in flat],
+            "alt_probe_tokens": [_tokens(tokenizer, inst.alt_probe_tokens, None) for _, inst in flat],
+            "choices_tokens": [[tokenizer.encode(c) for c in inst.choices] if inst.choices else None for _, inst in flat],
+            # the item shorthand (the item is its own instance) keeps its meta on the item only
+            "instance_meta": [meta_json[id(inst.meta)] if isinstance(inst, ProbeInstance) else "{}" for _, inst in flat],
+        }
+        for name, values in instance_add.items():
+            instance_columns[name].extend(values)
+        footprints = [[len(p) + EOS_WRAP if edit == "insert" else 0 for p in ps] for ps in payload]
+        insertions = [
+            sum(payload_doses(arm.dose, len(ps), dose_counts)) if arm.dose > 0 and not spec.placebo and edit == "insert" else 0
+            for ps, arm in zip(payload, arms)
+        ]
         add = {
             "item_id": [f"{spec.name}/{item.source_id}" for item in items],
             "experiment": [spec.name] * len(items),
@@ -233,18 +301,9 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             "stratum": [item.stratum for item in items],
             "window_start": [float(w[0]) for w in windows],
             "window_end": [float(w[1]) for w in windows],
-            "text": [item.text if item.text is not None else tokenizer.decode(p) for item, p in zip(items, payload)],
-            "prompt": [item.prompt for item in items],
-            "target": [item.target for item in items],
-            "alt_prompt": [item.alt_prompt for item in items],
-            "choices": [item.choices for item in items],
-            "gold": [item.gold for item in items],
-            "prompt_tokens": [_tokens(tokenizer, item.prompt_tokens, item.prompt) for item in items],
-            "target_tokens": [_tokens(tokenizer, item.target_tokens, item.target) for item in items],
-            "alt_prompt_tokens": [_tokens(tokenizer, None, item.alt_prompt) for item in items],
-            "probe_tokens": [_tokens(tokenizer, item.probe_tokens, item.probe_text) for item in items],
-            "alt_probe_tokens": [_tokens(tokenizer, item.alt_probe_tokens, None) for item in items],
-            "choices_tokens": [[tokenizer.encode(c) for c in item.choices] if item.choices else None for item in items],
+            "text": [item.text if item.text is not None else _payload_text(tokenizer, item_ps, ps) for item, item_ps, ps in zip(items, item_payloads, payload)],
+            "n_payloads": n_payloads,
+            "n_instances": [len(insts) for insts in instances],
             "meta": [meta_json[id(item.meta)] for item in items],
             "positions": [item.positions for item in items],
             "edit": [edit] * len(items),
@@ -252,16 +311,46 @@ def items_frame(experiments: list[ExperimentItems], tokenizer: TextTokenizer) ->
             # the std an item is trained with: none for control arms and placebo experiments
             "noise_std": [stds[a] if arm.dose > 0 and not spec.placebo else 0.0 for a, arm in zip(exp.arms, arms)],
             "watermarked": [any(std > 0 for std in stds.values())] * len(items),
-            "footprint": [len(p) + EOS_WRAP if edit == "insert" else 0 for p in payload],
+            "footprint": [max(f) for f in footprints],
+            "dose_counts": [dose_counts] * len(items),
+            "insertions": insertions,
+            "injected_tokens": [
+                _injected(f, arm.dose, dose_counts) if n else 0 for f, arm, n in zip(footprints, arms, insertions)
+            ],
             "controlled": [exp.kind.controller(items) is not None] * len(items),
             "replacement_window": [-1 if item.replacement_window is None else int(item.replacement_window) for item in items],
         }
         for name, values in add.items():
             columns[name].extend(values)
-    frame = pd.DataFrame({name: _column(values) if name.endswith("_tokens") else values for name, values in columns.items()})
+        first_item += len(items)
+    frame = pd.DataFrame({name: values for name, values in columns.items()})
     frame.insert(0, "item_index", np.arange(len(frame), dtype=np.int32))
-    frame["gold"] = frame["gold"].astype("Int32")
-    return frame, payloads
+    for name in ("n_payloads", "n_instances"):
+        frame[name] = frame[name].astype(np.int32)
+    payload_frame = pd.DataFrame({name: np.asarray(values, dtype=np.int32) for name, values in payload_columns.items()})
+    payload_frame.insert(0, "payload_index", np.arange(len(payload_frame), dtype=np.int32))
+    instance_frame = pd.DataFrame({name: _column(values) if name.endswith("_tokens") else values for name, values in instance_columns.items()})
+    instance_frame["item_index"] = instance_frame["item_index"].astype(np.int32)
+    instance_frame.insert(1, "instance", _ordinals(instance_frame["item_index"].to_numpy()))
+    instance_frame["gold"] = instance_frame["gold"].astype("Int32")
+    return PlanItems(items=frame, payloads=payload_frame, payload_tokens=payloads, instances=instance_frame)
+
+
+def _payload_text(tokenizer: TextTokenizer, given: list[Payload], tokens: list) -> str:
+    """An item's label in items.parquet: its first payload's text (decoded when given as tokens)."""
+    return given[0].text if given[0].tokens is None else tokenizer.decode(tokens[0])
+
+
+def _injected(footprints: list[int], dose: int, dose_counts: str) -> int:
+    return sum(f * d for f, d in zip(footprints, payload_doses(dose, len(footprints), dose_counts)))
+
+
+def _ordinals(owner: np.ndarray) -> np.ndarray:
+    """0-based rank of each row among the rows of its owner (rows of one owner are contiguous)."""
+    if len(owner) == 0:
+        return np.zeros(0, dtype=np.int32)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    return (np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))).astype(np.int32)
 
 
 def _column(values: list) -> np.ndarray | list:
@@ -426,15 +515,19 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     context = PlanContext(tokenizer, np.asarray(corpus.tokens[train_tokens:]), corpus.eos_id, run_windows=run_windows, reserve=reserve)
 
     experiments = [build_experiment_items(design, i, context, design_file) for i in range(len(design.experiments))]
-    items, payloads = items_frame(experiments, tokenizer)
+    try:
+        tables = items_frame(experiments, tokenizer)
+    except InputError as exc:
+        raise InputError(design_file, exc.field, exc.detail) from None
+    items, payload_frame, payloads = tables.items, tables.payloads, tables.payload_tokens
     too_long = items[items["footprint"] > run.seq_len]
     if len(too_long):
         row = too_long.iloc[0]
-        raise InputError(design_file, "run.seq_len", f"expected every item to fit a sequence with its EOS wrappers; {row.item_id} needs {row.footprint} tokens")
+        raise InputError(design_file, "run.seq_len", f"expected every payload to fit a sequence with its EOS wrappers; {row.item_id} needs {row.footprint} tokens")
 
     specs = [_experiment_spec(exp, design_file, i) for i, exp in enumerate(experiments)]
     # probe types and their options are checked at plan time, not when a checkpoint is first scored
-    check_probe_specs(specs, ITEMS_SCHEMA.names, file=design_file)
+    check_probe_specs(specs, PROBE_ROW_COLUMNS, file=design_file)
     # past here the item objects are not needed: 200k of them would hold ~0.3 GB while 10M placements are made
     experiments = [dataclasses.replace(exp, items=[]) for exp in experiments]
 
@@ -451,13 +544,14 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
     dtype = np.dtype(corpus.meta["dtype"])
     payload_tokens = np.concatenate([np.asarray(p, dtype=np.int64) for p in payloads]).astype(dtype) if payloads else np.zeros(0, dtype)
     del payloads
+    tables.payload_tokens = []  # the flat array holds them now
 
     from tqdm.auto import tqdm
 
     scan_total = min(train_tokens, design.leakage.max_corpus_tokens or train_tokens) if design.leakage.scan_corpus else 0
     with tqdm(total=scan_total, desc="leakage scan", unit="tok", unit_scale=True, disable=not show_progress, file=sys.stderr) as bar:
         leak = leakage.leakage_report(
-            *_inserted_texts(items, payload_tokens, payload_index),
+            *_inserted_texts(items, payload_frame, payload_tokens, payload_index),
             corpus.tokens[:train_tokens] if design.leakage.scan_corpus else None,  # memmap: scanned in chunks
             design.leakage.ngram,
             design.leakage.max_corpus_tokens,
@@ -473,7 +567,14 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
             f"{leak['cross_experiment_pairs']} cross-experiment pairs (e.g. {example})",
         )
 
-    insertions = _place(items, design, design_file, n_sequences, blocked)
+    held_out = [exp.spec.name for exp in experiments if getattr(exp.kind, "probes_held_out", False)]
+    spill = spillover.spillover_report(items, payload_frame, payload_tokens, payload_index, tables.instances, design.leakage.ngram, held_out)
+    spilled = spillover.found(spill)
+    if design.leakage.on_overlap == "error" and spilled:
+        raise InputError(design_file, "leakage", f"expected no {design.leakage.ngram}-gram spillover between treated and control items "
+                                                 f"or into held-out probes; {spillover.describe(spilled[0], design.leakage.ngram)}")
+
+    insertions = _place(items, payload_frame, design, design_file, n_sequences, blocked)
     placements = _merge_placements(whole, insertions, run.seq_len)
 
     experiments_json = [spec.to_json() for spec in specs]
@@ -515,10 +616,11 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
         "budget": budget_info,
         "power": _power_rows(experiments_json, design.analysis.alpha, design.analysis.power),
         "leakage": leak,
+        "spillover": spill,
     }
     plan = json.loads(json.dumps(plan, default=_json_default))
     reserved = pd.concat([reserve.table(), slot_rows], ignore_index=True) if len(slot_rows) else reserve.table()
-    plan_hash = write_plan(out, plan, items, payload_tokens, payload_index, placements, reserved, tokenizer.directory, replace=True)
+    plan_hash = write_plan(out, plan, items, payload_frame, tables.instances, payload_tokens, payload_index, placements, reserved, tokenizer.directory, replace=True)
     return PlanResult(path=out, plan_hash=plan_hash, meta=plan)
 
 
@@ -554,21 +656,51 @@ def _reserve_controller_slots(specs: list[plan_types.ExperimentSpec], items: pd.
     return (pd.concat(parts, ignore_index=True) if parts else reserve_empty()), blocked
 
 
-def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: int, blocked: np.ndarray) -> pd.DataFrame:
+def _insertion_units(items: pd.DataFrame, payloads: pd.DataFrame) -> pd.DataFrame:
+    """What the placement places, one row per unit: a payload with its own dose, or (a kind
+    whose ``dose_counts`` is ``item``) a whole item of several payloads, placed ``dose`` times
+    with room for its longest payload and cycled over its payloads in time order.
+
+    Units follow item order, then payload order; for single-payload items the unit is the
+    payload and the item alike, so their placements are those of a one-payload plan."""
+    item_of = payloads["item_index"].to_numpy(np.int64)
     # a controlled experiment's doses are decided during training, in its reserved slots
-    inserted = items[items["inserted"] & (items["edit"] == "insert") & ~items["controlled"]]
-    lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in zip(inserted["window_start"], inserted["window_end"])]
+    inserted = (items["inserted"] & (items["edit"] == "insert") & ~items["controlled"]).to_numpy()[item_of]
+    n_payloads = items["n_payloads"].to_numpy(np.int64)[item_of]
+    cycled = (items["dose_counts"].to_numpy(object)[item_of] == "item") & (n_payloads > 1)
+    keep = inserted & (~cycled | (payloads["ordinal"].to_numpy() == 0))
+    rows = np.flatnonzero(keep)
+    item = item_of[rows]
+    return pd.DataFrame({
+        "item_index": item.astype(np.int32),
+        "payload_index": rows.astype(np.int32),
+        "cycled": cycled[rows],
+        "n_payloads": n_payloads[rows],
+        "footprint": np.where(cycled[rows], items["footprint"].to_numpy(np.int64)[item], payloads["footprint"].to_numpy(np.int64)[rows]),
+        "dose": np.where(cycled[rows], items["dose"].to_numpy(np.int64)[item], payloads["dose"].to_numpy(np.int64)[rows]),
+    })
+
+
+def _place(items: pd.DataFrame, payloads: pd.DataFrame, design: Design, design_file: Path, n_sequences: int, blocked: np.ndarray) -> pd.DataFrame:
+    units = _insertion_units(items, payloads)
+    windows = items[["window_start", "window_end"]].to_numpy()[units["item_index"].to_numpy()]
+    lo_hi = [placement.window_sequences((s, e), n_sequences) for s, e in windows]
     request = placement.InsertionRequest(
-        item_index=inserted["item_index"].to_numpy(np.int32),
-        footprint=inserted["footprint"].to_numpy(np.int64),
-        dose=inserted["dose"].to_numpy(np.int64),
+        item_index=np.arange(len(units), dtype=np.int32),  # unit numbers; mapped to items and payloads below
+        footprint=units["footprint"].to_numpy(np.int64),
+        dose=units["dose"].to_numpy(np.int64),
         window_lo=np.array([w[0] for w in lo_hi], dtype=np.int64),
         window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64),
     )
     explicit = {}
-    for pos, (item_id, dose, positions) in enumerate(zip(inserted["item_id"], inserted["dose"], inserted["positions"])):
+    item_ids, positions_of = items["item_id"].to_numpy(object), items["positions"].to_numpy(object)
+    for pos, (item, dose, cycled, n_payloads) in enumerate(units[["item_index", "dose", "cycled", "n_payloads"]].itertuples(index=False)):
+        positions = positions_of[item]
         if positions is None:
             continue
+        item_id = item_ids[item]
+        if n_payloads > 1 and not cycled:
+            raise InputError(design_file, f"items {item_id}.positions", f"expected no positions for an item of {n_payloads} payloads each placed dose times (positions need one payload, or a kind whose dose counts the item)")
         if len(positions) != dose or any(not (0 <= p < n_sequences) for p in positions):
             raise InputError(design_file, f"items {item_id}.positions", f"expected {dose} global sequence indices in [0, {n_sequences}), got {positions}")
         explicit[pos] = np.asarray(positions, dtype=np.int64)
@@ -584,12 +716,28 @@ def _place(items: pd.DataFrame, design: Design, design_file: Path, n_sequences: 
     except InputError as exc:
         field = exc.field
         if field and field.startswith("item "):
-            field = f"items {items['item_id'].iloc[int(field.split()[1])]}"
+            field = f"items {item_ids[units['item_index'].iloc[int(field.split()[1])]]}"
         raise InputError(design_file, field, exc.detail) from None
+    _unit_to_payload(frame, units, payloads)
     frame["edit"] = _edit_column(np.zeros(len(frame), dtype=np.int8))
     frame["reserve_seq"] = np.int64(-1)
     _noise_columns(frame, items)
     return frame
+
+
+def _unit_to_payload(frame: pd.DataFrame, units: pd.DataFrame, payloads: pd.DataFrame) -> None:
+    """Placements of units → placements of payloads (in place): the item, the payload and its
+    repetition; a cycled item's ``k``-th insertion in time order is payload ``k mod n``, its
+    ``k div n``-th repetition, covering that payload's own tokens (within the room placed)."""
+    unit = frame["item_index"].to_numpy(np.int64)
+    repetition = frame["repetition"].to_numpy(np.int64)
+    cycled = units["cycled"].to_numpy(bool)[unit]
+    n = units["n_payloads"].to_numpy(np.int64)[unit]
+    payload = units["payload_index"].to_numpy(np.int64)[unit] + np.where(cycled, repetition % n, 0)
+    frame["item_index"] = units["item_index"].to_numpy(np.int32)[unit]
+    frame.insert(4, "payload_index", payload.astype(np.int32))
+    frame["repetition"] = np.where(cycled, repetition // n, repetition).astype(np.int32)
+    frame["n_tokens"] = payloads["footprint"].to_numpy(np.int32)[payload]
 
 
 def _edit_column(codes: np.ndarray) -> pd.Categorical:
@@ -679,7 +827,7 @@ def _place_whole_sequences(
     replacing = ((items["edit"] == "remove").to_numpy() & (items["replacement_window"].to_numpy(np.int64) >= 0)
                  & np.array([len(w) == 0 for w in items["corpus_windows"]], dtype=bool))
     whole = items[(items["edit"] != "insert").to_numpy() & ~replacing]
-    columns = {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "item_index": np.int32, "repetition": np.int32}
+    columns = {"global_seq": np.int64, "offset": np.int32, "n_tokens": np.int32, "item_index": np.int32, "payload_index": np.int32, "repetition": np.int32}
     empty = pd.DataFrame({c: np.zeros(0, dtype=t) for c, t in columns.items()})
     if replacing.any():
         return _place_reserve_items(items, replacing, whole, design, n_sequences, order, reserve)
@@ -699,6 +847,7 @@ def _place_whole_sequences(
         window_hi=np.array([w[1] for w in lo_hi], dtype=np.int64)[rows],
     )
     frame, blocked = placement.place_whole_sequences(request, order, n_sequences=n_sequences, seq_len=design.run.seq_len)
+    frame.insert(4, "payload_index", np.full(len(frame), -1, dtype=np.int32))  # a whole-sequence edit writes no payload
     frame["edit"] = _edit_column(pd.Categorical(items["edit"], categories=list(plan_types.EDIT_KINDS)).codes[frame["item_index"].to_numpy()])
     frame["reserve_seq"] = np.int64(-1)
     removed = (frame["edit"] == "remove").to_numpy()
@@ -741,6 +890,7 @@ def _place_reserve_items(
         "offset": np.zeros(len(seqs), np.int32),
         "n_tokens": np.full(len(seqs), design.run.seq_len + 1, np.int32),
         "item_index": treated["item_index"].to_numpy(np.int32)[rows],
+        "payload_index": np.full(len(seqs), -1, np.int32),  # a whole-sequence edit writes no payload
         "repetition": repetition,
     })
     replaced["edit"] = _edit_column(np.full(len(seqs), list(plan_types.EDIT_KINDS).index("remove"), dtype=np.int8))
@@ -760,6 +910,8 @@ def _merge_placements(whole: pd.DataFrame, insertions: pd.DataFrame, seq_len: in
     return frame.take(order).reset_index(drop=True)
 
 
-def _inserted_texts(items: pd.DataFrame, payload_tokens: np.ndarray, payload_index: np.ndarray):
-    """Items, tokens and offsets of the items whose text is edited into the run (not corpus windows)."""
-    return leakage.select_items(items, payload_tokens, payload_index, (items["edit"] == "insert").to_numpy())
+def _inserted_texts(items: pd.DataFrame, payloads: pd.DataFrame, payload_tokens: np.ndarray, payload_index: np.ndarray):
+    """Payload rows (with their items' columns), tokens and offsets of the payloads whose text is
+    edited into the run (not corpus windows)."""
+    rows = leakage.payload_rows(items, payloads)
+    return leakage.select_items(rows, payload_tokens, payload_index, (rows["edit"] == "insert").to_numpy())

@@ -156,6 +156,7 @@ def joint_placements(parent: Plan, settings: ContinuationSettings, doses: pd.Ser
                                            rng=derive_rng(int(parent.meta["seed"]), "interference-placement"))  # fmt: skip
     except InputError as exc:
         raise InputError(parent.path / "plan.json", "interference", f"expected the sub-run to hold every experiment's data: {exc.detail} (lower --share or raise --steps)") from None
+    frame.insert(4, "payload_index", frame["item_index"].to_numpy(np.int32))  # one payload per item (check_parent)
     frame["edit"] = "insert"
     frame["reserve_seq"] = np.int64(-1)
     # span noise on an insertion (GW) belongs to its item: the parent's seed and std carry over
@@ -172,6 +173,8 @@ def check_parent(parent: Plan) -> None:
     edits = set(parent.placements()["edit"].astype(str))
     if edits - {"insert"}:
         raise InputError(parent.path / "placements.parquet", "edit", f"expected insert edits only for interference sub-plans, found {sorted(edits - {'insert'})}")
+    if len(parent.payloads()) != len(parent.items()):
+        raise InputError(parent.path / "payloads.parquet", None, "expected one payload per item for interference sub-plans (items of several payloads cannot be continued yet)")
     if (parent.reserved()["global_seq"] >= 0).any():
         raise InputError(parent.path / "reserved.parquet", None, "expected no reserve windows tied to run sequences for interference sub-plans")
 
@@ -280,7 +283,9 @@ def write_subplan(
         **(extra or {}),
     }
     meta = _plain(meta)
-    return write_plan(out, meta, items, *parent.payload, placements, parent.reserved(), parent.tokenizer_dir, replace=True)
+    payloads = parent.payloads().assign(dose=items["dose"].to_numpy(np.int32))  # one payload per item: its dose is the item's
+    return write_plan(out, meta, items, payloads, parent.probe_instances(), *parent.payload, placements, parent.reserved(),
+                      parent.tokenizer_dir, replace=True)
 
 
 def _plain(value: Any) -> Any:

@@ -10,6 +10,7 @@ import numpy as np
 from designkit.console_table import format_table
 from designkit.errors import InputError
 from designkit.planning.planfile import Plan
+from designkit.planning.spillover import describe, found
 
 
 def summary_rows(meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,6 +72,7 @@ def format_summary(meta: dict[str, Any], plan_hash: str) -> str:
         f"leakage ({leak['ngram']}-grams, {leak['corpus_tokens_scanned']:,} corpus tokens scanned): "
         f"{leak['items_in_corpus']} items found in the corpus, {leak['cross_experiment_pairs']} cross-experiment pairs"
         + (f", {leak['items_too_short']} items shorter than the n-gram (not checked)" if leak["items_too_short"] else ""),
+        *[f"warning: spillover ({leak['ngram']}-grams), {describe(row, leak['ngram'])}" for row in found(meta.get("spillover") or {})],
     ]
     return "\n".join(lines)
 

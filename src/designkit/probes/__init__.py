@@ -101,7 +101,7 @@ class PlanProbes:
     """Every (item, probe) pair of a plan, resolved once and reused for each checkpoint."""
 
     keys: pd.DataFrame
-    """``item_index, item_id, experiment, probe`` per pair, in plan order."""
+    """``item_index, item_id, instance, experiment, probe`` per pair, in plan order."""
     jobs: list[tuple[Probe, Any]]
     """The configured probe and its input, per pair."""
     schema: pa.Schema
@@ -117,11 +117,14 @@ def plan_probes(
 ) -> PlanProbes:
     """Resolve each experiment's probe specs against ``items`` (the boundary for probe specs).
 
-    An item whose required field is null gets no pair: the analysis treats absent scores as
+    ``items`` holds one row per probe instance (``Plan.probe_rows()``: each instance next to
+    its item's columns, ``instance`` numbering an item's instances); a frame without an
+    ``instance`` column is one instance per item. Each probe scores every instance. An
+    instance whose required field is null gets no pair: the analysis treats absent scores as
     missing, while a NaN row would enter its means.
     """
     schema = check_probe_specs(experiments, list(items.columns), file=file)
-    keys: list[tuple[int, str, str, str]] = []
+    keys: list[tuple[int, str, int, str, str]] = []
     jobs: list[tuple[Probe, Any]] = []
     for e, experiment in enumerate(experiments):
         rows = items[items["experiment"] == experiment.name]
@@ -137,10 +140,11 @@ def plan_probes(
                 probe_input = probe.read(values, record, context)
                 if probe_input is None:
                     continue
-                keys.append((int(record["item_index"]), str(record["item_id"]), experiment.name, spec.name))
+                keys.append((int(record["item_index"]), str(record["item_id"]), int(record.get("instance", 0)), experiment.name, spec.name))
                 jobs.append((probe, probe_input))
-    frame = pd.DataFrame(keys, columns=list(SCORE_KEY_COLUMNS[:4]))
+    frame = pd.DataFrame(keys, columns=list(SCORE_KEY_COLUMNS[:5]))
     frame["item_index"] = frame["item_index"].astype(np.int32)
+    frame["instance"] = frame["instance"].astype(np.int32)
     return PlanProbes(keys=frame, jobs=jobs, schema=schema)
 
 

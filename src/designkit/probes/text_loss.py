@@ -91,6 +91,8 @@ class TextLoss(Probe):
 
     def read(self, values: Mapping[str, Any], item: Mapping[str, Any], context: ProbeContext) -> Input:
         text = item.get(self.text_column) if self.text_column else None
+        if self.text_column == "text" and not is_missing(item.get("probe_text")):
+            text = item["probe_text"]  # a probe instance's own text (the item's text is its training text)
         return self.Input(tokens=as_tokens(values["tokens"]), text=None if is_missing(text) else str(text), min_k=self.min_k)
 
     def requests(self, probe_input: Input, eos_id: int) -> list[SpanRequest]:
