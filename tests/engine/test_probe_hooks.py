@@ -65,7 +65,7 @@ def test_a_generation_probe_keeps_its_tokens_as_a_list_column(plan, checkpoint):
     model = load_checkpoint(checkpoint)
     probe = make_probe(ProbeSpec.from_json(spec))
     assert isinstance(probe, Continuation)
-    items = plan.items().set_index("item_index")
+    items = plan.probe_rows().set_index("item_index")
     for row in rows.itertuples(index=False):
         prompt = tuple(int(t) for t in items.at[row.item_index, "prompt_tokens"])
         want = greedy_decode_reference(model, probe.requests(prompt, 0)[0])

@@ -50,7 +50,7 @@ def watermark_run(tmp_path_factory, tiny_corpus, one_torch_thread) -> tuple[Path
 
 def test_every_item_has_a_watermark_seed_and_only_treated_items_are_trained_with_it(watermark_run):
     plan = Plan.open(watermark_run[0])
-    items, placements = plan.items(), plan.placements()
+    items, placements = plan.probe_rows(), plan.placements()
     assert (items["noise_seed"] >= 0).all() and items["noise_seed"].is_unique
     treated = items["arm"] == "x24"
     assert (items.loc[treated, "noise_std"] == 1.0).all() and (items.loc[~treated, "noise_std"] == 0).all()
@@ -62,7 +62,7 @@ def test_every_item_has_a_watermark_seed_and_only_treated_items_are_trained_with
 
 def test_the_trained_watermark_is_bit_identical_to_the_one_re_derived_from_the_items_seed(watermark_run):
     plan = Plan.open(watermark_run[0])
-    items, placements = plan.items(), plan.placements()
+    items, placements = plan.probe_rows(), plan.placements()
     stream = InjectingStream.from_plan(plan)
     model = load_checkpoint(watermark_run[1] / "checkpoints" / f"step-{STEPS:08d}", device="cpu")
     seen: list[torch.Tensor] = []
@@ -96,7 +96,7 @@ def test_never_trained_watermarks_on_the_trained_model_are_standard_normal(water
     plan = Plan.open(plan_dir)
     model = load_checkpoint(run_dir / "checkpoints" / f"step-{STEPS:08d}", device="cpu")
     probe = make_probe(ProbeSpec("watermark", "watermark_gradient", {"tokens": "probe_tokens", "seed": "noise_seed"}))
-    items = plan.items()
+    items = plan.probe_rows()
     # every text, trained or not, against 8 fresh seeds the run never used: 320 null statistics
     jobs = [(probe, probe.Input(tuple(int(t) for t in tokens), 10**9 + 8 * i + j))
             for i, tokens in enumerate(items["probe_tokens"]) for j in range(8)]
@@ -137,7 +137,7 @@ def test_whole_base_sequences_get_their_watermark_wherever_the_run_reads_them_an
     design["experiments"][0]["arms"] = {"control": {"dose": 0, "share": 0.5}, "x24": {"dose": 1, "share": 0.5}}
     make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
     plan = Plan.open(tmp_path / "plan")
-    items, placements = plan.items(), plan.placements()
+    items, placements = plan.probe_rows(), plan.placements()
     treated = (items["arm"] == "x24").to_numpy()
     assert (items["noise_seed"] >= 0).all() and np.allclose(items.loc[treated, "noise_std"], 0.3)
     assert len(placements) >= treated.sum() and set(placements["edit"].astype(str)) == {"noise"}

@@ -31,7 +31,7 @@ def test_each_type_length_and_carrier_is_a_balanced_stratum_of_its_own_construct
     plan = _plan(tmp_path, tiny_corpus, {"n": 4, "lengths": [1, 8], "types": ["none", "rare", "random"],
                                          "carriers": ["@corpus", CARRIER], "carrier_tokens": 12, "least_likely": "ll.jsonl"},
                  rare_pool=16)
-    items = plan.items()
+    items = plan.probe_rows()
     strata = Counter(items["stratum"])
     # none pairs only with corpus carriers; the others with every length and carrier
     expected = {"none/L0/corpus"} | {f"{t}/L{n}/{c}" for t in ("rare", "random", "least_likely") for n in (1, 8)

@@ -28,7 +28,7 @@ def verbatim_plan(tmp_path_factory, tiny_corpus) -> Path:
 
 
 def _span_arms(plan: Plan) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    items = plan.items()
+    items = plan.probe_rows()
     spans = [np.concatenate([p, t]).astype(np.int64) for p, t in zip(items["prompt_tokens"], items["target_tokens"])]
     removed = [s for s, arm in zip(spans, items["arm"]) if arm == "removed"]
     kept = [s for s, arm in zip(spans, items["arm"]) if arm == "kept"]
@@ -59,7 +59,7 @@ def _edge_pieces(rows: np.ndarray, span: np.ndarray) -> np.ndarray:
 
 def test_verbatim_items_are_spans_with_prefix_and_suffix_and_their_windows(verbatim_plan):
     plan = Plan.open(verbatim_plan)
-    items = plan.items()
+    items = plan.probe_rows()
     assert len(items) == 24 and set(items["arm"]) == {"kept", "removed"}
     assert all(len(p) == SPAN_HALF and len(t) == SPAN_HALF for p, t in zip(items["prompt_tokens"], items["target_tokens"]))
     meta = [json.loads(m) for m in items["meta"]]

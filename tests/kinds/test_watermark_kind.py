@@ -28,7 +28,7 @@ def test_texts_from_a_jsonl_file_carry_their_arms_sigma_and_the_probe_reads_eos_
     design = _design(tiny_corpus, str(texts), key="body", arm_sigma={"strong": 0.5})
     make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
     plan = Plan.open(tmp_path / "plan")
-    items, placements = plan.items(), plan.placements()
+    items, placements = plan.probe_rows(), plan.placements()
     eos = int(plan.meta["corpus"]["eos_id"])
     assert list(items["item_id"]) == [f"wm/t{i}" for i in range(12)]
     std = dict(zip(items["arm"], items["noise_std"]))
@@ -46,7 +46,7 @@ def test_a_placebo_watermark_experiment_trains_no_noise(tmp_path, tiny_corpus):
     design["experiments"][0]["placebo"] = True
     make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
     plan = Plan.open(tmp_path / "plan")
-    items = plan.items()
+    items = plan.probe_rows()
     assert (items["noise_std"] == 0).all() and (items["noise_seed"] >= 0).all() and len(plan.placements()) == 0
 
 

@@ -96,6 +96,11 @@ ITEMS_SCHEMA = pa.schema(
         ("n_payloads", pa.int32()),
         ("n_instances", pa.int32()),
         ("meta", pa.string()),
+        # the item's watermark (GW): its seed, drawn for every item of an experiment with noise on
+        # some arm (control items too: a fresh watermark, never trained), else -1; and the std it
+        # is trained with (0: never trained). The noise itself is re-derived, never stored.
+        ("noise_seed", pa.int64()),
+        ("noise_std", pa.float32()),
     ]
 )
 
@@ -125,12 +130,6 @@ PROBE_FIELD_SCHEMA = pa.schema(
         ("probe_tokens", pa.list_(pa.int32())),
         ("alt_probe_tokens", pa.list_(pa.int32())),
         ("choices_tokens", pa.list_(pa.list_(pa.int32()))),
-        ("meta", pa.string()),
-        # the item's watermark (GW): its seed, drawn for every item of an experiment with noise on
-        # some arm (control items too: a fresh watermark, never trained), else -1; and the std it
-        # is trained with (0: never trained). The noise itself is re-derived, never stored.
-        ("noise_seed", pa.int64()),
-        ("noise_std", pa.float32()),
     ]
 )
 """The probe fields of one probe instance: what probe specs name."""

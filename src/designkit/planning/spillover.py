@@ -10,11 +10,16 @@ payloads, or the test measures recall of training text, not generalization.
 
 Per experiment of inserted texts, the planner reports (plan.json ``spillover``):
 
-- ``controls_exposed``: control items any of whose texts (payloads or probe instances)
-  shares an n-gram with a payload of a treated item of the same experiment;
+- ``controls_exposed``: control items whose measured text shares an n-gram with a payload of
+  a treated item of the same experiment: the scored tokens of their probe instances (a
+  ``probe_tokens`` text in full; of a prompt and its target, the n-grams holding a target
+  token, since the prompt is only context). A shared question template ("Question: What is
+  the capital of") is not spillover when only the answers are scored; a shared template
+  inside scored texts is;
 - ``instances_overlapping``: for kinds whose probes are held out
-  (``ExperimentKind.probes_held_out``), probe instances sharing an n-gram with a treated
-  payload of the experiment (their own item's included).
+  (``ExperimentKind.probes_held_out``), probe instances (prompt and target, and scored text,
+  in full) sharing an n-gram with a treated payload of the experiment (their own item's
+  included): the decontamination check of test problems against training problems.
 
 n-grams are token n-grams of ``leakage.ngram`` (13 by default, as lm-eval decontamination),
 matched exactly through the same n-gram table as the corpus leakage scan
@@ -30,22 +35,30 @@ import pandas as pd
 
 from designkit.planning.ngram_scan import NgramTable
 
-INSTANCE_TOKEN_COLUMNS = (("prompt_tokens", "target_tokens"), ("probe_tokens",))
-"""The texts of a probe instance that are checked: its prompt followed by its target (what the
-model is asked and must produce), and its scored text."""
+def _instance_texts(instances: pd.DataFrame, n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Per instance text: its full tokens, the part whose n-grams touch a scored token, and its row.
 
-
-def _instance_texts(instances: pd.DataFrame) -> tuple[list[np.ndarray], list[int]]:
-    """Token arrays of every instance text and the instance row each belongs to."""
-    texts, owner = [], []
-    columns = {c: instances[c].to_numpy(object) for group in INSTANCE_TOKEN_COLUMNS for c in group}
+    An instance's texts are its prompt followed by its target, and its ``probe_tokens``. Of the
+    first only the target is scored (the prompt is context), so its scored part starts ``n - 1``
+    tokens before the target: exactly the n-grams holding at least one target token.
+    """
+    full, scored, owner = [], [], []
+    prompts, targets, probes = (instances[c].to_numpy(object) for c in ("prompt_tokens", "target_tokens", "probe_tokens"))
     for row in range(len(instances)):
-        for group in INSTANCE_TOKEN_COLUMNS:
-            parts = [columns[c][row] for c in group if columns[c][row] is not None]
-            if parts:
-                texts.append(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
-                owner.append(row)
-    return texts, owner
+        prompt, target, probe = prompts[row], targets[row], probes[row]
+        if prompt is not None or target is not None:
+            head = np.asarray(prompt if prompt is not None else [], dtype=np.int64)
+            tail = np.asarray(target if target is not None else [], dtype=np.int64)
+            text = np.concatenate([head, tail])
+            full.append(text)
+            scored.append(text[max(0, len(head) - n + 1) :] if len(tail) else text)
+            owner.append(row)
+        if probe is not None:
+            text = np.asarray(probe, dtype=np.int64)
+            full.append(text)
+            scored.append(text)
+            owner.append(row)
+    return full, scored, owner
 
 
 def spillover_report(
@@ -69,16 +82,30 @@ def spillover_report(
     keep_payload = np.flatnonzero(edit[payload_item] == "insert")
     instance_item = instances["item_index"].to_numpy(np.int64)
     keep_instance = np.flatnonzero(edit[instance_item] == "insert")
+    inserted = items["inserted"].to_numpy(bool)
+    control = ~inserted & (items["dose"].to_numpy() == 0)  # placebo arms are neither treated nor controls here
+    experiment_code, experiment_names = pd.factorize(items["experiment"])
+    held_codes = {int(c) for c, name in enumerate(experiment_names) if name in set(held_out)}
+    # text kinds: 0 a payload of a treated item; 1 a held-out instance in full; 2 the scored part of a control's instance
     texts, kinds, rows = [], [], []
     tokens = np.asarray(payload_tokens)
     for p in keep_payload:
-        texts.append(np.asarray(tokens[payload_index[p] : payload_index[p + 1]], dtype=np.int64))
-        kinds.append(0)
-        rows.append(int(p))
-    instance_texts, instance_rows = _instance_texts(instances.iloc[keep_instance])
-    texts += instance_texts
-    kinds += [1] * len(instance_texts)
-    rows += [int(keep_instance[r]) for r in instance_rows]
+        if inserted[payload_item[p]]:
+            texts.append(np.asarray(tokens[payload_index[p] : payload_index[p + 1]], dtype=np.int64))
+            kinds.append(0)
+            rows.append(int(p))
+    full, scored, owner = _instance_texts(instances.iloc[keep_instance], n)
+    for text_full, text_scored, r in zip(full, scored, owner):
+        row = int(keep_instance[r])
+        item = instance_item[row]
+        if int(experiment_code[item]) in held_codes:
+            texts.append(text_full)
+            kinds.append(1)
+            rows.append(row)
+        if control[item]:
+            texts.append(text_scored)
+            kinds.append(2)
+            rows.append(row)
     kinds_a, rows_a = np.asarray(kinds, dtype=np.int8), np.asarray(rows, dtype=np.int64)
     item_of_text = np.where(kinds_a == 0, payload_item[rows_a] if len(rows_a) else rows_a,
                             instance_item[rows_a] if len(rows_a) else rows_a)
@@ -88,9 +115,6 @@ def spillover_report(
     table = NgramTable.build(flat, index, n)
     entry, owner = table.entry_owners()
 
-    experiment_code, experiment_names = pd.factorize(items["experiment"])
-    inserted = items["inserted"].to_numpy(bool)
-    control = ~inserted & (items["dose"].to_numpy() == 0)  # placebo arms are neither treated nor controls here
     owner_item = item_of_text[owner]
     frame = pd.DataFrame({
         "key": entry.astype(np.int64) * len(experiment_names) + experiment_code[owner_item],
@@ -98,7 +122,7 @@ def spillover_report(
         "text_kind": kinds_a[owner],
         "row": rows_a[owner],
     })
-    treated_payload = frame[(frame["text_kind"] == 0) & inserted[frame["item"].to_numpy()]]
+    treated_payload = frame[frame["text_kind"] == 0]
     first_treated = treated_payload.groupby("key", sort=False)["item"].first()
     frame["treated_item"] = frame["key"].map(first_treated)
     shared = frame[frame["treated_item"].notna()]
@@ -108,7 +132,7 @@ def spillover_report(
     for name in experiments:
         code = int(np.flatnonzero(np.asarray(experiment_names) == name)[0])
         mine = shared[experiment_code[shared["item"].to_numpy()] == code] if len(shared) else shared
-        exposed = mine[control[mine["item"].to_numpy()]] if len(mine) else mine
+        exposed = mine[mine["text_kind"] == 2] if len(mine) else mine
         row = {
             "experiment": name,
             "controls": int((control & (experiment_code == code)).sum()),

@@ -118,10 +118,15 @@ def describe_item(plan: Plan, item_id: str) -> str:
         + ("" if item.inserted else " (never inserted)"),
         f"text: {item.text!r}",
     ]
-    if isinstance(item.prompt, str):
-        lines.append(f"prompt: {item.prompt!r}  target: {item.target!r}")
-    if item.choices is not None and len(item.choices):
-        lines.append(f"choices: {list(item.choices)}  gold: {int(item.gold)}")
+    if int(item.n_payloads) > 1:
+        lines.append(f"payloads: {int(item.n_payloads)} (placements name each by payload_index)")
+    instances = plan.probe_instances()
+    for inst in instances[instances["item_index"] == item.item_index].itertuples():
+        label = f"instance {int(inst.instance)}: " if int(item.n_instances) > 1 else ""
+        if isinstance(inst.prompt, str):
+            lines.append(f"{label}prompt: {inst.prompt!r}  target: {inst.target!r}")
+        if inst.choices is not None and len(inst.choices):
+            lines.append(f"{label}choices: {list(inst.choices)}  gold: {int(inst.gold)}")
     meta = json.loads(item.meta)
     if meta:
         lines.append(f"meta: {json.dumps(meta, ensure_ascii=False)}")
@@ -129,10 +134,12 @@ def describe_item(plan: Plan, item_id: str) -> str:
     mine = placements[placements["item_index"] == item.item_index]
     if len(mine):
         rows = [
-            {"repetition": int(r.repetition) + 1, "global_seq": int(r.global_seq), "step": int(r.global_seq) // plan.global_batch, "offset": int(r.offset), "tokens": int(r.n_tokens)}
-            for r in mine.sort_values("repetition").itertuples()
+            {"payload": int(r.payload_index), "repetition": int(r.repetition) + 1, "global_seq": int(r.global_seq),
+             "step": int(r.global_seq) // plan.global_batch, "offset": int(r.offset), "tokens": int(r.n_tokens)}
+            for r in mine.sort_values(["global_seq", "offset"]).itertuples()
         ]
-        lines.append(format_table(rows, ["repetition", "global_seq", "step", "offset", "tokens"]))
+        columns = ["repetition", "global_seq", "step", "offset", "tokens"]
+        lines.append(format_table(rows, ["payload", *columns] if int(item.n_payloads) > 1 else columns))
     return "\n".join(lines)
 
 
