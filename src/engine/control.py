@@ -113,7 +113,9 @@ class ControlledRun:
         values: dict[int, float] = {}
         if probe_rows is not None:
             mine = probe_rows[(probe_rows["experiment"] == c.experiment) & (probe_rows["probe"] == c.spec.probe)]
-            values = dict(zip(mine["item_index"].astype(int), mine[c.spec.column].astype(float)))
+            # an item's probe instances (several prompts of one fact) are averaged: the item is what the controller doses
+            per_item = mine.assign(value=mine[c.spec.column].astype(float)).groupby("item_index", sort=True)["value"].mean()
+            values = {int(i): float(v) for i, v in per_item.items()}
         requested = c.controller.decide(step, values)
         target = c.controller.target(step)
         rows = [

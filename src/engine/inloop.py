@@ -61,7 +61,7 @@ class InloopEvaluator:
             return None
         specs = [s for s in plan.experiment_specs if s.name in every or s.name in steps]
         eos_id = int(plan.meta["corpus"]["eos_id"])
-        probes = resolve_plan_probes(specs, plan.items(), ProbeContext(eos_id, sequence), file=plan.path / "plan.json")
+        probes = resolve_plan_probes(specs, plan.probe_rows(), ProbeContext(eos_id, sequence), file=plan.path / "plan.json")
         return cls(probes, every, eos_id, run_dir, write=write, resume_step=resume_step, steps=steps)
 
     def due(self, step: int) -> list[str]:

@@ -35,7 +35,7 @@ def _stream(plan: Plan) -> np.ndarray:
 
 def test_replaced_batches_appear_exactly_once_at_their_step(forgetting_plan):
     plan = Plan.open(forgetting_plan / "plan")
-    items = plan.items()
+    items = plan.probe_rows()
     batches = _stream(plan)  # (steps, global_batch, seq_len + 1)
     flat = batches.reshape(-1, batches.shape[-1])
     windows = np.stack([np.asarray(t, dtype=np.int64) for t in items["probe_tokens"]])
@@ -60,7 +60,7 @@ def test_replaced_batches_appear_exactly_once_at_their_step(forgetting_plan):
 
 def test_forgetting_windows_are_reserve_tokens_the_corpus_region_never_holds(forgetting_plan):
     plan = Plan.open(forgetting_plan / "plan")
-    items = plan.items()
+    items = plan.probe_rows()
     batches = _stream(plan)
     replaced_steps = {s for first in REPLACE_AT.values() for s in (first, first + 1)}
     others = np.concatenate([batches[s] for s in range(len(batches)) if s not in replaced_steps])

@@ -30,7 +30,7 @@ def test_documents_longer_than_a_sequence_are_split_into_consecutive_chunks_that
     docs = [{"id": f"d{i}", "text": _document(i)} for i in range(4)]
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     plan = _plan(tmp_path, tiny_corpus, {"name": "muse", "kind": "texts", "items": str(tmp_path / "t.jsonl"), "arms": ARMS})
-    items = plan.items()
+    items = plan.probe_rows()
     tokenizer = plan.corpus().tokenizer()
     for doc in docs:
         chunks = items[items["stratum"] == doc["id"]].sort_values("item_id")
@@ -79,7 +79,7 @@ def test_copy_counts_are_arms_inserted_that_many_times(tmp_path, tiny_corpus):
 def test_iid_replacement_trains_each_treated_reserve_document_in_place_of_its_base_sequences(tmp_path, tiny_corpus):
     plan = _plan(tmp_path, tiny_corpus, {"name": "iid", "kind": "texts", "params": {"replace": True},
                                          "items": {"generate": {"n": 8, "copies": 2}}, "arms": {"control": {"dose": 0, "share": 0.5}, "x1": {"dose": 1, "share": 0.5}}})
-    items, placed, reserved = plan.items(), plan.placements(), plan.reserved()
+    items, placed, reserved = plan.probe_rows(), plan.placements(), plan.reserved()
     width = plan.seq_len + 1
     reserve = np.asarray(plan.corpus().tokens[plan.corpus_info.train_tokens :])
     documents = reserved[reserved["use"] == "texts replacement documents"]
