@@ -91,7 +91,7 @@ def test_forgetting_batches_keep_out_of_a_verbatim_experiment_planned_after_it(t
     design["experiments"].append(verbatim)
     make_plan(write_design(tmp_path / "design.yaml", design), tmp_path / "plan", show_progress=False)
     plan = Plan.open(tmp_path / "plan")
-    items = plan.items()
+    items = plan.probe_rows()
     fc = items[items["experiment"] == "fc"]
     flat = _stream(plan).reshape(-1, 33)
     windows = np.stack([np.asarray(t, dtype=np.int64) for t in fc["probe_tokens"]])
