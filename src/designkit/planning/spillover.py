@@ -107,8 +107,12 @@ def spillover_report(
             kinds.append(2)
             rows.append(row)
     kinds_a, rows_a = np.asarray(kinds, dtype=np.int8), np.asarray(rows, dtype=np.int64)
-    item_of_text = np.where(kinds_a == 0, payload_item[rows_a] if len(rows_a) else rows_a,
-                            instance_item[rows_a] if len(rows_a) else rows_a)
+    # payload rows index payload_item, instance rows instance_item: np.where would index both
+    # arrays with every row (IndexError once an experiment has more payloads than instances)
+    is_payload = kinds_a == 0
+    item_of_text = np.zeros(len(rows_a), dtype=np.int64)
+    item_of_text[is_payload] = payload_item[rows_a[is_payload]]
+    item_of_text[~is_payload] = instance_item[rows_a[~is_payload]]
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     index = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     flat = np.concatenate(texts) if texts else np.zeros(0, np.int64)
