@@ -26,31 +26,32 @@ def _plan(tmp_path, tiny_corpus, experiment: dict):
     return Plan.open(tmp_path / "plan")
 
 
-def test_documents_longer_than_a_sequence_are_split_into_consecutive_chunks_that_fit(tmp_path, tiny_corpus):
+def test_a_document_longer_than_a_sequence_is_one_item_whose_consecutive_chunks_are_payloads_and_probes(tmp_path, tiny_corpus):
     docs = [{"id": f"d{i}", "text": _document(i)} for i in range(4)]
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     plan = _plan(tmp_path, tiny_corpus, {"name": "muse", "kind": "texts", "items": str(tmp_path / "t.jsonl"), "arms": ARMS})
-    items = plan.probe_rows()
+    items, payloads, instances, placed = plan.items(), plan.payloads(), plan.probe_instances(), plan.placements()
     tokenizer = plan.corpus().tokenizer()
-    for doc in docs:
-        chunks = items[items["stratum"] == doc["id"]].sort_values("item_id")
+    assert list(items["item_id"]) == [f"muse/{d['id']}" for d in docs]  # the document is the randomized unit
+    first, count = plan.item_payloads
+    for row, doc in zip(items.itertuples(), docs):
+        chunks = [plan.payload_of(int(first[row.item_index]) + k).tolist() for k in range(int(count[row.item_index]))]
         assert len(chunks) > 1  # a ~400-token document does not fit a 64-token sequence
-        payloads = [np.asarray(plan.payload_of(i)).tolist() for i in chunks["item_index"]]
-        assert all(len(p) <= plan.seq_len - 2 for p in payloads)
-        assert all(len(p) == plan.seq_len - 2 for p in payloads[:-1])  # consecutive full chunks, the rest last
-        assert sum(payloads, []) == list(tokenizer.encode(doc["text"]))
-        assert [json.loads(m)["chunk"] for m in chunks["meta"]] == list(range(len(chunks)))
-        assert all(list(p) == list(t) for p, t in zip(payloads, chunks["probe_tokens"]))
-    placed = plan.placements()
-    treated = items.loc[items["arm"] == "x2", "item_index"]
-    assert (placed[placed["item_index"].isin(treated)].groupby("item_index").size() == 2).all()
+        assert all(len(c) == plan.seq_len - 2 for c in chunks[:-1]) and 0 < len(chunks[-1]) <= plan.seq_len - 2
+        assert sum(chunks, []) == list(tokenizer.encode(doc["text"]))  # consecutive, nothing lost
+        probes = instances[instances["item_index"] == row.item_index]
+        assert [list(p) for p in probes["probe_tokens"]] == chunks  # every chunk is scored, then averaged to the document
+        mine = placed[placed["item_index"] == row.item_index]
+        assert len(mine) == row.dose * len(chunks)  # each chunk placed dose times
+        if row.dose:
+            assert sorted(mine.groupby("payload_index").size().unique()) == [row.dose]
 
 
 def test_paragraph_mode_gives_one_chunk_per_paragraph_and_whole_mode_fewer(tmp_path, tiny_corpus):
     docs = [{"id": f"d{i}", "text": _document(i, paragraphs=3)} for i in range(8)]
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     experiment = {"name": "muse", "kind": "texts", "items": str(tmp_path / "t.jsonl"), "arms": ARMS,
-                  "params": {"split": "paragraphs", "chunk_tokens": 62}}
+                  "params": {"split": "paragraphs", "chunk_tokens": 62, "unit": "chunk"}}
     (tmp_path / "p").mkdir()
     items = _plan(tmp_path / "p", tiny_corpus, experiment).items()
     paragraphs = {d["id"]: d["text"].split("\n\n") for d in docs}
@@ -60,7 +61,8 @@ def test_paragraph_mode_gives_one_chunk_per_paragraph_and_whole_mode_fewer(tmp_p
         # every chunk lies inside one paragraph (a paragraph longer than a chunk is chunked in turn)
         assert all(any(t in p for p in paragraphs[doc]) for t in texts)
         assert len(chunks) >= len(paragraphs[doc])
-    experiment["params"] = {"split": "whole", "chunk_tokens": 62}
+    assert set(items["stratum"]) == set(paragraphs)  # with unit: chunk, a chunk is an item in its document's stratum
+    experiment["params"] = {"split": "whole", "chunk_tokens": 62, "unit": "chunk"}
     (tmp_path / "w").mkdir()
     whole = _plan(tmp_path / "w", tiny_corpus, experiment).items()
     assert len(whole) < len(items)

@@ -10,11 +10,13 @@ news-length documents can be inserted:
 - ``params.split: paragraphs``: one chunk per paragraph (blank-line separated), a paragraph
   longer than ``chunk_tokens`` chunked in turn.
 
-Each chunk is one item (``source_id`` ``ID`` for a one-chunk document, else ``ID.NNN``). The
-chunks of a document share ``meta.document`` and, when any document is split, the item's
-``stratum`` (the document id): ``stratify_by: stratum`` then balances every document's chunks
-over the arms. The randomized unit is the chunk, analysed at chunk level (no aggregation to
-the document: until items carry several payloads, a document's chunks are separate items).
+With ``params.unit: document`` (default) a document is one item, the randomized unit: its
+chunks are the item's payloads, each placed ``dose`` times, and each chunk is a probe
+instance; the analysis averages a document's chunk scores to the document before testing.
+With ``params.unit: chunk`` every chunk is its own item (``source_id`` ``ID.NNN``) and the
+chunks of a document share ``meta.document`` and ``stratum`` (the document id), so
+``stratify_by: stratum`` puts every document's chunks in every arm (a within-document design;
+its controls share the document's topic and style with treated chunks).
 **Copy counts** are the arms' doses, e.g. ``x1``/``x10``/``x100`` against ``control``.
 
 **I.i.d. documents** (``items.generate``; Bordt & Pawelczyk 2025, "Train Once, Answer All",
@@ -31,7 +33,7 @@ reads otherwise, so treated and control documents differ only in being trained:
   A control item's windows are trained unchanged and its reserve document never. The probes
   score the document's first ``seq_len - 1`` tokens (after an EOS, within a model's context).
 
-**Parameters** (``params``): ``key``, ``split``, ``chunk_tokens``, ``replace``, ``prefix_tokens``
+**Parameters** (``params``): ``key``, ``split``, ``chunk_tokens``, ``unit``, ``replace``, ``prefix_tokens``
 (16) and ``continuation_tokens`` (32) for the verbatim-continuation probe, ``min_k`` (0.2).
 ``items.generate``: ``n`` documents, ``n_tokens`` (64, insertion mode), ``copies`` (1,
 replacement mode).
@@ -58,7 +60,7 @@ from typing import Any, Literal
 import numpy as np
 
 from designkit.errors import InputError, quote
-from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
+from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, Payload, PlanContext, ProbeInstance, ProbeSpec, record_meta
 from designkit.schema import bounded
 
 EOS_WRAP = 2
@@ -74,6 +76,8 @@ class TextsParams:
     """How a document becomes chunks: consecutive chunks of ``chunk_tokens`` (whole), or one per paragraph."""
     chunk_tokens: int | None = bounded(None, ge=2)
     """Most tokens per chunk (default: a sequence's seq_len minus the two EOS wrappers)."""
+    unit: Literal["document", "chunk"] = "document"
+    """The randomized unit of a split document: the document (its chunks are payloads and probe instances) or each chunk."""
     replace: bool = False
     """I.i.d. replacement (with ``items.generate``): treated reserve documents replace whole base sequences (edit ``remove``)."""
     prefix_tokens: int = bounded(16, ge=1)
@@ -157,6 +161,8 @@ class Texts(ExperimentKind):
             if not chunks:
                 raise InputError(f"{path}:{line_no}", key, "expected a text with at least one token")
             documents.append((document, chunks, record_meta(record, (key, "id"))))
+        if self.params.unit == "document":
+            return [self._document(document, chunks, meta) for document, chunks, meta in documents]
         split = any(len(chunks) > 1 for _, chunks, _ in documents)
         items = []
         for document, chunks, meta in documents:
@@ -167,6 +173,21 @@ class Texts(ExperimentKind):
                             meta={**meta, "document": document, "chunk": k, "n_chunks": len(chunks)})
                 items.append(self._split(item, tokens))
         return items
+
+    def _document(self, document: str, chunks: list[list[int]], meta: dict[str, Any]) -> Item:
+        """One item per document: its chunks are its payloads and its probe instances."""
+        item = Item(source_id=document, meta={**meta, "n_chunks": len(chunks)})
+        if len(chunks) == 1:
+            item.payload_tokens = chunks[0]
+            return self._split(item, chunks[0])
+        item.payloads = [Payload(tokens=tokens) for tokens in chunks]
+        instances = []
+        for k, tokens in enumerate(chunks):
+            probe = self._split(Item(source_id=document), tokens)
+            instances.append(ProbeInstance(probe_tokens=probe.probe_tokens, prompt_tokens=probe.prompt_tokens,
+                                           target_tokens=probe.target_tokens, meta={"chunk": k}))
+        item.probe_instances = instances
+        return item
 
     def generate(self, options: TextsGenerate, rng: np.random.Generator, context: PlanContext) -> list[Item]:
         # each document opens its own reserve window, taken from the planner's allocator so
