@@ -36,3 +36,13 @@ def test_answer_probe_refuses_a_pattern_without_a_group_and_references_without_a
     context = ProbeContext(0, decode=lambda ids: "no answer here")
     with pytest.raises(InputError):
         _probe().read({"prompt": [1], "reference": [1]}, {"item_id": "t"}, context)
+
+
+def test_the_plans_decoder_loads_its_tokenizer_only_when_a_probe_reads_text(tmp_path, tiny_corpus):
+    from designkit.data.tokenizer import TextTokenizer, lazy_decoder
+
+    never = lazy_decoder(tmp_path / "no-tokenizer")  # a plan without text-reading probes never loads it
+    with pytest.raises(InputError):
+        never([1])
+    text = "x = 3 + 4 = 7.\nAnswer: x = 7"
+    assert lazy_decoder(tiny_corpus)(TextTokenizer(tiny_corpus).encode(text)) == text

@@ -23,6 +23,7 @@ import torch
 
 from designkit.atomic_files import atomic_path
 from designkit.controllers import ControllerSpec
+from designkit.data.tokenizer import lazy_decoder
 from designkit.probes import PlanProbes, ProbeContext
 from designkit.probes import plan_probes as resolve_plan_probes
 from designkit.runfile import inloop_file
@@ -61,7 +62,8 @@ class InloopEvaluator:
             return None
         specs = [s for s in plan.experiment_specs if s.name in every or s.name in steps]
         eos_id = int(plan.meta["corpus"]["eos_id"])
-        probes = resolve_plan_probes(specs, plan.probe_rows(), ProbeContext(eos_id, sequence), file=plan.path / "plan.json")
+        probes = resolve_plan_probes(specs, plan.probe_rows(), ProbeContext(eos_id, sequence, lazy_decoder(plan.tokenizer_dir)),
+                                     file=plan.path / "plan.json")
         return cls(probes, every, eos_id, run_dir, write=write, resume_step=resume_step, steps=steps)
 
     def due(self, step: int) -> list[str]:

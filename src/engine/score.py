@@ -52,17 +52,9 @@ def plan_probes(plan: Plan) -> PlanProbes:
             stream = InjectingStream.from_plan(plan)
         return stream.sequences(global_seq, global_seq + 1)[0][0]
 
-    tokenizer = None
+    from designkit.data.tokenizer import lazy_decoder
 
-    def decode(tokens) -> str:
-        nonlocal tokenizer
-        if tokenizer is None:
-            from designkit.data.tokenizer import TextTokenizer
-
-            tokenizer = TextTokenizer(plan.tokenizer_dir)
-        return tokenizer.decode(tokens)
-
-    context = ProbeContext(int(plan.meta["corpus"]["eos_id"]), sequence, decode)
+    context = ProbeContext(int(plan.meta["corpus"]["eos_id"]), sequence, lazy_decoder(plan.tokenizer_dir))
     return resolve_plan_probes(plan.experiment_specs, plan.probe_rows(), context, file=plan.path / PLAN_FILE)
 
 

@@ -78,6 +78,19 @@ class TextTokenizer:
         return self.backend.decode_batch(rows, skip_special_tokens=False)
 
 
+def lazy_decoder(directory: str | Path):
+    """``decode(ids) -> str`` with the tokenizer in ``directory``, loaded on the first call
+    (a plan's probes need it only if one of them reads generated text)."""
+    loaded: list[TextTokenizer] = []
+
+    def decode(ids: Sequence[int]) -> str:
+        if not loaded:
+            loaded.append(TextTokenizer(directory))
+        return loaded[0].decode(ids)
+
+    return decode
+
+
 def train_bpe_tokenizer(documents: Iterable[str], vocab_size: int, out_dir: str | Path) -> TextTokenizer:
     """Train a byte-level BPE (GPT-2 style) on ``documents`` and write it to ``out_dir``.
 
