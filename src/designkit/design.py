@@ -133,7 +133,7 @@ class ExperimentSpec:
     items: ItemsSpec
     arms: dict[str, ArmSpec]
     stratify_by: str | None = None
-    """Item field to stratify the randomization by."""
+    """Item field to stratify the randomization by; ``stratum`` names the kind's own stratum."""
     window: tuple[float, float] = (0.0, 1.0)
     """Fraction of the run where insertions may land."""
     placebo: bool = False

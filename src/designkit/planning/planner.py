@@ -139,7 +139,12 @@ def build_experiment_items(design: Design, index: int, context: PlanContext, des
         raise InputError(design_file, f"{at}.items", f"expected at least one item per arm ({len(spec.arms)}), got {len(items)}")
     strata = None
     if spec.stratify_by:
-        values = [item.stratum if item.stratum is not None else item.meta.get(spec.stratify_by) for item in items]
+        # ``stratum`` is the kind's own stratum (canary type/length/carrier, a text's document, …);
+        # any other name is a field of the items, so a kind's stratum never hides a missing field
+        if spec.stratify_by == "stratum":
+            values = [item.stratum for item in items]
+        else:
+            values = [item.meta.get(spec.stratify_by) for item in items]
         missing = [item.source_id for item, v in zip(items, values) if v is None]
         if missing:
             raise InputError(design_file, f"{at}.stratify_by", f"expected field {quote(spec.stratify_by)} on every item, item {quote(missing[0])} lacks it")
