@@ -24,12 +24,13 @@ def test_generated_facts_share_no_word_so_controls_learn_nothing_from_treated_fa
         for b in words[i + 1 :]:
             assert not a & b
     assert all(len(f.meta["paraphrases"]) == 3 and len(set(f.meta["paraphrases"])) == 3 for f in facts)
-    assert all(f.text == f.meta["paraphrases"][0] and f.text.startswith(f.prompt) for f in facts)
+    # every paraphrase is a payload of its fact, the first one the prompt's own phrasing
+    assert all([p.text for p in f.payloads] == f.meta["paraphrases"] and f.payloads[0].text.startswith(f.prompt) for f in facts)
 
 
 def test_generated_facts_are_seeded():
-    assert [f.text for f in _facts(seed=4)] == [f.text for f in _facts(seed=4)]
-    assert [f.text for f in _facts(seed=4)] != [f.text for f in _facts(seed=5)]
+    assert [f.meta["paraphrases"] for f in _facts(seed=4)] == [f.meta["paraphrases"] for f in _facts(seed=4)]
+    assert [f.meta["paraphrases"] for f in _facts(seed=4)] != [f.meta["paraphrases"] for f in _facts(seed=5)]
 
 
 @pytest.mark.parametrize("path", paper_format_params("fictional_knowledge"))
@@ -39,7 +40,7 @@ def test_fictional_knowledge_probe_files_load_as_facts(path):
     assert len(items) == len(records)
     for item, record in zip(items, records):
         assert item.prompt == record["input"] and item.target.strip() == record["target"].strip() and item.target.startswith(" ")
-        assert item.text == record["input"] + item.target
+        assert item.payloads[0].text == record["input"] + item.target
 
 
 @pytest.mark.parametrize("record, field", [({"input": "x"}, "target"), ({"input": "", "target": "y"}, "input"),

@@ -31,8 +31,8 @@ compares treated with control facts by the design's continuous method (Welch by 
 with a CI; the report reads the in-loop trajectories and ``controller.csv`` for the
 trajectory figure and the share of tokens the controller used.
 
-Until items carry several payloads, a fact trains its first paraphrase; the others are
-kept in ``meta`` (``paraphrases``).
+Each paraphrase is one payload of its fact (the cluster), so the controller's fills take a
+fact's paraphrases in cyclic order and the applied log names the payload each fill used.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import numpy as np
 
 from designkit.controllers import ControllerSpec
 from designkit.errors import InputError, quote
-from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, PlanContext, ProbeSpec, record_meta
+from designkit.kinds.base import ExperimentKind, Item, OutcomeSpec, Payload, PlanContext, ProbeSpec, record_meta
 from designkit.kinds.names import invented_names
 from designkit.schema import bounded
 
@@ -100,7 +100,7 @@ class Knowledge(ExperimentKind):
             # every phrasing uses only this fact's words: no n-gram is shared with another fact
             phrasings = [f"{entity} {r} {obj}." for r in relations]
             prompt = f"{entity} {relations[0]}"
-            items.append(Item(source_id=f"{i:06d}", text=phrasings[0], prompt=prompt, target=f" {obj}",
+            items.append(Item(source_id=f"{i:06d}", payloads=[Payload(text=p) for p in phrasings], prompt=prompt, target=f" {obj}",
                               meta={"entity": entity, "object": obj, "paraphrases": phrasings, "synthetic": True}))  # fmt: skip
         return items
 
@@ -118,7 +118,8 @@ class Knowledge(ExperimentKind):
             if not isinstance(paraphrases, list) or not all(isinstance(p, str) and p.strip() for p in paraphrases):
                 raise InputError(where, "paraphrases", f"expected a list of non-empty strings, got {quote(paraphrases)}")
             items.append(Item(
-                source_id=str(record.get("id", f"{line_no - 1:06d}")), text=paraphrases[0], prompt=prompt, target=target,
+                source_id=str(record.get("id", f"{line_no - 1:06d}")), payloads=[Payload(text=p) for p in paraphrases],
+                prompt=prompt, target=target,
                 meta={**record_meta(record, ("id", "input", "target", "paraphrases")), "paraphrases": paraphrases},
             ))  # fmt: skip
         return items
