@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from designkit.analysis.effects import CONFIRMATORY, EXPLORATORY, Comparison, Effect, cohen_d
+from designkit.analysis.effects import Comparison, Effect, cohen_d
 from designkit.analysis.estimator import EstimationTask, Estimator, register_estimator
 
 METHOD = "OLS on probe instances, CR1 errors clustered by item, t(clusters - 1)"
@@ -58,7 +58,7 @@ class ClusterRobust(Estimator):
     name = "cluster_robust"
 
     def estimate(self, frame: pd.DataFrame, task: EstimationTask) -> list[Effect]:
-        spec, outcome = task.experiment, task.outcome
+        spec = task.experiment
         rows = task.instances if task.instances is not None else frame.assign(instance=0)  # no instances: items are their own
         effects = []
         for step, at_step in rows.groupby("step", sort=True):
@@ -68,12 +68,7 @@ class ClusterRobust(Estimator):
                 comparison = cluster_robust_difference(
                     both["value"].to_numpy(float), (both["arm"] == arm).to_numpy(), both["item_index"].to_numpy(), task.options.alpha,
                 )
-                confirmatory = outcome.primary and int(step) == task.final_step
-                effects.append(Effect.from_comparison(
-                    comparison, experiment=spec.name, outcome=outcome.name, outcome_type=outcome.type, arm=arm,
-                    control_arm=spec.control_arm, dose=task.arm_doses[arm], step=int(step), primary=outcome.primary,
-                    family=CONFIRMATORY if confirmatory else EXPLORATORY, estimator=self.name,
-                ))
+                effects.append(task.effect(comparison, arm, int(step), self.name))
         return effects
 
     outcome_types: ClassVar[tuple[str, ...]] = ("binary", "continuous")

@@ -23,18 +23,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import pandas as pd
 
-from designkit.analysis.effects import LONG_FRAME_COLUMNS, effects_frame
+from designkit.analysis.effects import CONFIRMATORY, EXPLORATORY, LONG_FRAME_COLUMNS, Comparison, Effect, effects_frame
 from designkit.plan_types import OUTCOME_TYPES, ExperimentSpec, OutcomeSpec
 from designkit.analysis.options import AnalysisOptions
 from designkit.errors import InputError
 from designkit.registry import Registry
-
-if TYPE_CHECKING:
-    from designkit.analysis.effects import Effect
 
 ENTRY_POINT_GROUP = "designkit.estimators"
 
@@ -58,6 +55,16 @@ class EstimationTask:
     @property
     def treated_arms(self) -> list[str]:
         return sorted(a for a in self.arm_doses if a != self.experiment.control_arm)
+
+    def effect(self, comparison: Comparison, arm: str, step: int, estimator: str) -> Effect:
+        """The effect row of `arm` against control at `step`; confirmatory for the primary outcome at the final step."""
+        spec, outcome = self.experiment, self.outcome
+        confirmatory = outcome.primary and step == self.final_step
+        return Effect.from_comparison(
+            comparison, experiment=spec.name, outcome=outcome.name, outcome_type=outcome.type, arm=arm,
+            control_arm=spec.control_arm, dose=self.arm_doses[arm], step=step, primary=outcome.primary,
+            family=CONFIRMATORY if confirmatory else EXPLORATORY, estimator=estimator,
+        )
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 
 from designkit.analysis.effects import (
-    CONFIRMATORY,
-    EXPLORATORY,
     Comparison,
     Effect,
     compare_binary,
@@ -48,12 +46,7 @@ class TwoSampleEstimator(Estimator):
                 # depend on which other experiments are in the table
                 seed = labelled_seed(task.options.seed, spec.name, outcome.name, arm, int(step))
                 comparison = self.compare(values_by_arm.get(arm, np.empty(0)), control, task.options, seed)
-                confirmatory = outcome.primary and int(step) == task.final_step
-                effects.append(Effect.from_comparison(
-                    comparison, experiment=spec.name, outcome=outcome.name, outcome_type=outcome.type, arm=arm,
-                    control_arm=spec.control_arm, dose=task.arm_doses[arm], step=int(step), primary=outcome.primary,
-                    family=CONFIRMATORY if confirmatory else EXPLORATORY, estimator=self.name,
-                ))
+                effects.append(task.effect(comparison, arm, int(step), self.name))
         return effects
 
 
