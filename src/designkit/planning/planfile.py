@@ -31,6 +31,17 @@ PLAN_HASH_KEY = "plan_hash"
 EDIT_KINDS = plan_types.EDIT_KINDS
 
 
+def plain_scalar(value: Any) -> Any:
+    """A numpy integer, float or bool (from pandas records) as the Python number; anything else unchanged."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

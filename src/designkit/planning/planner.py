@@ -30,7 +30,7 @@ from designkit.controllers import ControllerSpec
 from designkit.kinds import KINDS, Item, Payload, PlanContext, ProbeInstance
 from designkit.planning import budget, leakage, placement, power, randomize, slots, span_finder, spillover
 from designkit.planning.permutation import BaseOrder
-from designkit.planning.planfile import INSTANCES_SCHEMA, ITEMS_SCHEMA, PROBE_ROW_COLUMNS, write_plan
+from designkit.planning.planfile import INSTANCES_SCHEMA, ITEMS_SCHEMA, PROBE_ROW_COLUMNS, plain_scalar, write_plan
 from designkit.planning.reserve import ReserveAllocator
 from designkit.planning.reserve import empty_reserved as reserve_empty
 from designkit.probes import check_probe_specs
@@ -630,12 +630,9 @@ def plan_design(design: Design, design_file: Path, out: Path, *, show_progress: 
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
+    plain = plain_scalar(value)
+    if plain is not value:  # a numpy scalar, now its Python number
+        return plain
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -34,7 +34,7 @@ import pandas as pd
 
 from designkit.errors import InputError
 from designkit.planning import budget, placement
-from designkit.planning.planfile import Plan, sha256_file, write_plan
+from designkit.planning.planfile import Plan, plain_scalar, sha256_file, write_plan
 from designkit.runfile import CHECKPOINT_FILES, MODEL_FILE, STATE_FILE
 
 OPTIMIZER_MODES = ("parent", "fresh")
@@ -294,10 +294,4 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    return plain_scalar(value)
