@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 import signal
-import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 import torch
 from knowledge_runs import make_knowledge_plan
-from training_runs import HERE, engine_env, make_engine_plan, make_trained_run, run_engine
+from training_runs import kill_after_checkpoint, make_engine_plan, make_trained_run, run_engine
 
 from designkit.planning.planfile import Plan
 from designkit.provenance import check_run
@@ -139,26 +137,9 @@ def test_inloop_evaluation_leaves_training_bit_identical(tmp_path, tmp_path_fact
         assert list(inloop.columns) == list(checkpoint_scores.columns)
 
 
-def _kill_after_checkpoint_20(plan, run_dir, timeout=240.0):
-    command = [sys.executable, str(HERE / "slow_engine_main.py"), "0.08", "train", str(plan), "--out", str(run_dir), "--quiet"]
-    proc = subprocess.Popen(command, env=engine_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + timeout
-    marker = run_dir / "applied" / "part-00000020-00000024-r00000.parquet"  # written after checkpoint 20, before the end
-    while not marker.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the run never reached checkpoint 20")
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return proc.returncode
-
-
 def test_controller_resumes_after_kill_with_the_same_decisions_and_weights(tmp_path, knowledge_plan, knowledge_run):
     run = tmp_path / "run"
-    assert _kill_after_checkpoint_20(knowledge_plan, run) == -signal.SIGKILL
+    assert kill_after_checkpoint(knowledge_plan, run, step=20, chunk_end=24, slowdown=0.08) == -signal.SIGKILL
     assert checkpoint.latest_checkpoint(run) == 20
     assert controller_log(run)["step"].max() > 20  # decisions after the checkpoint: the resume must drop and redo them
     resumed = run_engine(knowledge_plan, "--out", run, "--resume")

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import csv
 import signal
-import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
-from training_runs import HERE, engine_env, make_engine_plan, make_trained_run, run_engine
+from training_runs import kill_after_checkpoint, make_engine_plan, make_trained_run, run_engine
 
 from engine import checkpoint
 
@@ -28,28 +25,9 @@ def _losses(run_dir):
         return [(int(r["step"]), r["loss"], r["lr"], r["injected_share"]) for r in csv.DictReader(fh)]
 
 
-def _kill_after_first_checkpoint(plan, run_dir, timeout=240.0):
-    """Start a slowed-down training process and SIGKILL it once it is past checkpoint 10."""
-    command = [sys.executable, str(HERE / "slow_engine_main.py"), "0.15", "train", str(plan), "--out", str(run_dir), "--quiet"]
-    proc = subprocess.Popen(command, env=engine_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + timeout
-    # a log chunk that starts at step 10 exists only after checkpoint 10 and before the run ends
-    marker = run_dir / "applied" / "part-00000010-00000014-r00000.parquet"
-    while not marker.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the run never reached checkpoint 10")
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return proc.returncode
-
-
 def test_kill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tmp_path_factory, engine_plan):
     run = tmp_path / "run"
-    assert _kill_after_first_checkpoint(engine_plan, run) == -signal.SIGKILL
+    assert kill_after_checkpoint(engine_plan, run, step=10, chunk_end=14, slowdown=0.15) == -signal.SIGKILL
     last = checkpoint.latest_checkpoint(run)
     assert last is not None and 10 <= last < 40
     assert not (run / "applied.parquet").exists()

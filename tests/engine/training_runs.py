@@ -58,3 +58,30 @@ def engine_command(*args: str) -> list[str]:
 
 def run_engine(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(engine_command(*args), env=engine_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def kill_after_checkpoint(plan: Path, run_dir: Path, *, step: int, chunk_end: int, slowdown: float, timeout: float = 240.0) -> int:
+    """Start a slowed-down training process and SIGKILL it once it is past checkpoint ``step``.
+
+    The applied-log chunk ``part-STEP-CHUNK_END`` is written only after that checkpoint and
+    before the run ends, so its appearance is the moment to kill. Returns the exit code.
+    """
+    import signal
+    import time
+
+    import pytest
+
+    command = [sys.executable, str(HERE / "slow_engine_main.py"), str(slowdown), "train", str(plan), "--out", str(run_dir), "--quiet"]
+    proc = subprocess.Popen(command, env=engine_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    marker = run_dir / "applied" / f"part-{step:08d}-{chunk_end:08d}-r00000.parquet"
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never reached checkpoint {step}")
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.returncode
